@@ -1,0 +1,18 @@
+"""sdesim: fast, reproducible simulation of stochastic differential equations.
+
+Public API: :class:`SDE`, :func:`solve`, :class:`Solution`, :class:`NonFiniteError`,
+:func:`brownian_path`, the scheme registry :data:`SOLVERS`, and the order-fitting helpers
+in :mod:`sdesim.analysis`.
+"""
+
+from .analysis import fit_order, strong_error, weak_error
+from .sde import NOISE_TYPES, SDE
+from .solution import NonFiniteError, Solution
+from .solve import solve
+from .brownian_path import brownian_path
+from .solvers import SOLVERS
+
+__version__ = "0.1.0"
+
+__all__ = ["SDE", "NOISE_TYPES", "solve", "Solution", "NonFiniteError", "brownian_path",
+           "SOLVERS", "fit_order", "strong_error", "weak_error", "__version__"]

@@ -1,0 +1,165 @@
+"""The compiled ensemble kernel, generated once per (SDE, scheme, output mode, dtype).
+
+One factory builds every kernel: the scheme's ``step`` and the output mode are captured as
+compile-time constants, so there is a single time loop in the code base. Paths are processed
+in fixed chunks of :data:`CHUNK` in parallel (``numba.prange``); each path's Brownian path
+is a counter-based function of (seed, path index) (:mod:`sdesim.brownian`), so results are
+bitwise independent of the number of threads and of how paths are split into calls.
+"""
+
+import numba as nb
+import numpy as np
+from numba.core.dispatcher import Dispatcher
+
+from .brownian import bridge_point, fill_cell, levy_area
+
+__all__ = ["CHUNK", "build_kernel"]
+
+#: Paths per parallel work item, and per on-the-fly reduction group (fixed: results must
+#: not depend on the thread count).
+CHUNK = 64
+
+# Floating-point flags: allow reassociation and contraction (vectorised sums) but keep
+# NaN/inf semantics, which the non-finite checks rely on.
+FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+
+
+@nb.njit
+def _identity(t, y, args, out):
+    for i in range(y.size):
+        out[i] = y[i]
+
+
+def _jit(f):
+    return f if isinstance(f, Dispatcher) else nb.njit(f)
+
+
+def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None):
+    """Compile the kernel for ``sde`` and ``solver``.
+
+    ``store=True``: every path is written to ``ys[save, path, :]``. ``store=False``: each
+    chunk of paths reduces ``functional(t, y, args, out)`` (default: the state) to count,
+    mean and sum of squared deviations (Welford) per save time.
+    """
+    dim, m = sde.dim, sde.noise_dim
+    step = solver.make_step(sde)
+    work_size = solver.work_size(sde)
+    general_area = solver.needs_levy_area(sde.noise)
+    func = _identity if functional is None else _jit(functional)
+    n_f = dim if functional is None else n_functional
+    dt_ = np.dtype(dtype).type
+    area_dim = m if general_area else 1
+
+    @nb.njit(parallel=True, fastmath=FASTMATH)
+    def kernel(y0s, path0, n_paths, t0, dt, n_steps, k, K, save_step, save_pos, save_t,
+               sqrt_b, sds, k0, k1, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2):
+        depth = k + K
+        n_buf = 1 << depth
+        mask = (1 << k) - 1
+        n_save = save_step.size
+        n_chunks = (n_paths + CHUNK - 1) // CHUNK
+        per_path_y0 = y0s.shape[0] > 1
+        z_size = max(1, n_buf >> 1) * m + 2
+        for ch in nb.prange(n_chunks):
+            y = np.empty(dim, dt_)
+            y_new = np.empty(dim, dt_)
+            work = np.zeros(work_size, dt_)
+            buf = np.empty((n_buf + 1, m))
+            z = np.empty(z_size)
+            w_cell = np.empty(m)   # W at the start of the current cell
+            w_rel = np.empty(m)    # W at the current time, relative to the cell start
+            w_to = np.empty(m)
+            wl = np.empty(m)
+            wr = np.empty(m)
+            dW = np.empty(m, dt_)
+            area = np.zeros((area_dim, area_dim), dt_)
+            fval = np.empty(n_f, dt_)
+            for p in range(ch * CHUNK, min(n_paths, (ch + 1) * CHUNK)):
+                path = path0 + p
+                src = p if per_path_y0 else 0
+                for i in range(dim):
+                    y[i] = y0s[src, i]
+                for c in range(m):
+                    w_cell[c] = 0.0
+                    w_rel[c] = 0.0
+                t = t0
+                q = 0
+                j_cur = 0  # buffer index of the last tree point at or before t
+                failed = False
+                for n in range(-1, n_steps):
+                    if n >= 0:
+                        i_cell = n & mask
+                        cell = n >> k
+                        if i_cell == 0:
+                            if n > 0:
+                                for c in range(m):
+                                    w_cell[c] += buf[n_buf, c]
+                                    w_rel[c] -= buf[n_buf, c]
+                            fill_cell(k0, k1, cell, path, depth, m, sqrt_b, sds, buf, z)
+                            j_cur = 0
+                        j_end = (i_cell + 1) << K
+                        t_end = t0 + (n + 1) * dt
+                    # off-grid save times inside this step come first, then the grid point
+                    while True:
+                        on_grid = True
+                        if n >= 0:
+                            if q < n_save and save_step[q] == n and save_pos[q] >= 0.0:
+                                on_grid = False
+                                x = save_pos[q] * n_buf
+                                j_to = int(x)
+                                for c in range(m):
+                                    wl[c] = buf[j_to, c]
+                                    wr[c] = buf[j_to + 1, c]
+                                bridge_point(k0, k1, cell, path, depth, j_to, x - j_to, m, sds,
+                                             wl, wr, w_to, z)
+                                t_to = save_t[q]
+                                last = j_to + 1
+                            else:
+                                for c in range(m):
+                                    w_to[c] = buf[j_end, c]
+                                j_to = j_end
+                                t_to = t_end
+                                last = j_end
+                            for c in range(m):
+                                dW[c] = w_to[c] - w_rel[c]
+                            if general_area:
+                                levy_area(w_rel, buf, j_cur + 1, last, w_to, m, area)
+                            step(t, t_to - t, y, dW, area, args, work, y_new)
+                            for i in range(dim):
+                                y[i] = y_new[i]
+                            for c in range(m):
+                                w_rel[c] = w_to[c]
+                            t = t_to
+                            j_cur = j_to
+                        if q < n_save and save_step[q] == n and (on_grid == (save_pos[q] < 0.0)):
+                            for i in range(dim):
+                                if not np.isfinite(y[i]):
+                                    failed = True
+                            if failed:
+                                fail_q[p] = q
+                                break
+                            if store:
+                                for i in range(dim):
+                                    ys[q, p, i] = y[i]
+                            else:
+                                func(t, y, args, fval)
+                                cnt = acc_n[ch, q] + 1
+                                acc_n[ch, q] = cnt
+                                for i in range(n_f):
+                                    delta = fval[i] - acc_mean[ch, q, i]
+                                    acc_mean[ch, q, i] += delta / cnt
+                                    acc_m2[ch, q, i] += delta * (fval[i] - acc_mean[ch, q, i])
+                            if save_w:
+                                for c in range(m):
+                                    ws[q, p, c] = w_cell[c] + w_rel[c]
+                            q += 1
+                        if on_grid or n < 0:
+                            break
+                    if failed or q >= n_save:
+                        break
+                if failed and store:
+                    for qq in range(fail_q[p], n_save):
+                        for i in range(dim):
+                            ys[qq, p, i] = np.nan
+
+    return kernel

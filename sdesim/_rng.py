@@ -1,0 +1,188 @@
+"""Counter-based normal random numbers for compiled code.
+
+Every normal sdesim draws is a pure function of ``(seed, path, cell, tag, index)``:
+
+* bits come from Philox4x32-10 (Salmon et al., SC'11), keyed by the seed, with the
+  counter words ``(tag | high index bits, index >> 1, cell, path)``; one Philox call yields
+  128 bits, i.e. two 64-bit words and so two normals (``index`` and ``index ^ 1``);
+* a 64-bit word becomes a standard normal through a 256-layer ziggurat
+  (Marsaglia & Tsang, 2000). About 99% of words are accepted at once; the rare rejections
+  draw further words from the same counter with a retry number in the tag word, so the
+  result stays a function of the counter alone.
+
+Because nothing depends on a generator's state, results do not depend on the number of
+threads, on how paths are split into blocks, or on the order in which numbers are used;
+the same functions work on a GPU (see issue 6).
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+
+__all__ = ["philox4x32", "seed_to_key", "normal_at", "normals_range", "TAG_BITS"]
+
+_M0 = np.uint64(0xD2511F53)
+_M1 = np.uint64(0xCD9E8D57)
+_W0 = np.uint64(0x9E3779B9)
+_W1 = np.uint64(0xBB67AE85)
+_MASK32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+
+#: bits 0-5 of counter word 0 hold the tag, bits 6-12 the retry number, bit 13 the half.
+TAG_BITS = 6
+_RETRY_SHIFT = np.uint64(6)
+_HALF_SHIFT = np.uint64(13)
+_HIGH_SHIFT = np.uint64(14)
+
+
+@nb.njit(inline="always", cache=True)
+def philox4x32(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 block cipher. All inputs are uint64 holding 32-bit values.
+
+    Returns the 128 output bits as two uint64 words ``(c1 << 32 | c0, c3 << 32 | c2)``.
+    """
+    for _ in range(10):
+        p0 = _M0 * c0
+        p1 = _M1 * c2
+        n0 = ((p1 >> _S32) ^ c1 ^ k0) & _MASK32
+        n2 = ((p0 >> _S32) ^ c3 ^ k1) & _MASK32
+        c1 = p1 & _MASK32
+        c3 = p0 & _MASK32
+        c0 = n0
+        c2 = n2
+        k0 = (k0 + _W0) & _MASK32
+        k1 = (k1 + _W1) & _MASK32
+    return (c1 << _S32) | c0, (c3 << _S32) | c2
+
+
+def seed_to_key(seed):
+    """Map a non-negative integer seed (< 2**64) to the two 32-bit Philox key words.
+
+    SplitMix64's finaliser spreads nearby seeds over the key space.
+    """
+    seed = int(seed)
+    if seed < 0 or seed >= 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed}")
+    z = (seed + 0x9E3779B97F4A7C15) % 2**64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    z ^= z >> 31
+    return np.uint64(z & 0xFFFFFFFF), np.uint64(z >> 32)
+
+
+# --- ziggurat tables (256 layers, 52-bit mantissa), built here from the defining equations ---
+def _ziggurat_tables(n=256):
+    r = 3.6541528853610088  # right edge of the base strip for 256 layers
+    f = lambda x: math.exp(-0.5 * x * x)
+    # common area of each layer: r f(r) + tail mass beyond r (unnormalised density)
+    v = r * f(r) + math.sqrt(math.pi / 2.0) * math.erfc(r / math.sqrt(2.0))
+    scale = 2.0**52
+    k = np.zeros(n, dtype=np.uint64)
+    w = np.zeros(n)
+    fv = np.zeros(n)
+    q = v / f(r)  # width of a rectangle of area v and height f(r) (the base strip)
+    k[0] = np.uint64(int((r / q) * scale))
+    w[0] = q / scale
+    w[n - 1] = r / scale
+    fv[0] = 1.0
+    fv[n - 1] = f(r)
+    x_prev = r
+    for i in range(n - 2, 0, -1):
+        x = math.sqrt(-2.0 * math.log(v / x_prev + f(x_prev)))
+        k[i + 1] = np.uint64(int((x / x_prev) * scale))
+        x_prev = x
+        fv[i] = f(x)
+        w[i] = x / scale
+    k[1] = 0
+    return k, w, fv, r
+
+
+_ZK, _ZW, _ZF, _ZR = _ziggurat_tables()
+_MANT = np.uint64((1 << 52) - 1)
+_TO_UNIT = 1.0 / 2.0**53
+
+
+@nb.njit(inline="always", cache=True)
+def _unit(u):
+    """Uniform in (0, 1) from the top 53 bits of a uint64."""
+    return ((u >> np.uint64(11)) + 0.5) * _TO_UNIT
+
+
+@nb.njit(cache=True)
+def _ziggurat_slow(bits, k0, k1, c0, c1, c2, c3, half):
+    """Finish a ziggurat draw whose first word ``bits`` was not accepted at once."""
+    retry = np.uint64(1)
+    while True:
+        idx = bits & np.uint64(0xFF)
+        sign = (bits >> np.uint64(8)) & np.uint64(1)
+        mant = (bits >> np.uint64(9)) & _MANT
+        x = mant * _ZW[idx]
+        # fresh words for this retry, from the same counter with the retry number
+        w0 = c0 | (retry << _RETRY_SHIFT) | (half << _HALF_SHIFT)
+        ua, ub = philox4x32(w0, c1, c2, c3, k0, k1)
+        retry += np.uint64(1)
+        if mant < _ZK[idx]:
+            return -x if sign else x
+        if idx == 0:  # tail beyond r (Marsaglia's method)
+            xt = -math.log(_unit(ua)) / _ZR
+            yt = -math.log(_unit(ub))
+            if yt + yt > xt * xt:
+                return -(_ZR + xt) if sign else _ZR + xt
+        else:
+            if _ZF[idx] + _unit(ua) * (_ZF[idx - 1] - _ZF[idx]) < math.exp(-0.5 * x * x):
+                return -x if sign else x
+        bits = ub
+
+
+@nb.njit(inline="always", cache=True)
+def _ziggurat(bits, k0, k1, c0, c1, c2, c3, half):
+    idx = bits & np.uint64(0xFF)
+    mant = (bits >> np.uint64(9)) & _MANT
+    if mant < _ZK[idx]:
+        x = mant * _ZW[idx]
+        return -x if (bits >> np.uint64(8)) & np.uint64(1) else x
+    return _ziggurat_slow(bits, k0, k1, c0, c1, c2, c3, half)
+
+
+@nb.njit(inline="always", cache=True)
+def _counter(tag, pair, cell, path):
+    c0 = np.uint64(tag) | ((np.uint64(pair) >> _S32) << _HIGH_SHIFT)
+    c1 = np.uint64(pair) & _MASK32
+    return c0, c1, np.uint64(cell) & _MASK32, np.uint64(path) & _MASK32
+
+
+@nb.njit(inline="always", cache=True)
+def normal_at(k0, k1, tag, index, cell, path):
+    """The standard normal number ``(tag, index)`` of Brownian cell ``cell`` on path ``path``."""
+    c0, c1, c2, c3 = _counter(tag, index >> 1, cell, path)
+    a, b = philox4x32(c0, c1, c2, c3, k0, k1)
+    if index & 1:
+        return _ziggurat(b, k0, k1, c0, c1, c2, c3, np.uint64(1))
+    return _ziggurat(a, k0, k1, c0, c1, c2, c3, np.uint64(0))
+
+
+@nb.njit(inline="always", cache=True)
+def normals_range(k0, k1, tag, start, count, cell, path, out):
+    """Write the normals number ``start .. start+count-1`` of a counter block into ``out[:count]``.
+
+    Equal, number for number, to calling :func:`normal_at` for each index. Two passes: the
+    Philox words first (a branch-free loop the compiler vectorises), then the ziggurat.
+    """
+    lead = start & 1
+    if lead:
+        out[0] = normal_at(k0, k1, tag, start, cell, path)
+    body = out[lead:count]
+    bits = body.view(np.uint64)
+    n_pairs = (count - lead) >> 1
+    first = (start + lead) >> 1
+    for p in range(n_pairs):
+        c0, c1, c2, c3 = _counter(tag, first + p, cell, path)
+        a, b = philox4x32(c0, c1, c2, c3, k0, k1)
+        bits[2 * p] = a
+        bits[2 * p + 1] = b
+    for i in range(2 * n_pairs):
+        c0, c1, c2, c3 = _counter(tag, first + (i >> 1), cell, path)
+        body[i] = _ziggurat(bits[i], k0, k1, c0, c1, c2, c3, np.uint64(i & 1))
+    if (count - lead) & 1:
+        out[count - 1] = normal_at(k0, k1, tag, start + count - 1, cell, path)

@@ -1,0 +1,18 @@
+"""Integration schemes, one file each; every scheme declares its orders and accepted noise."""
+
+from .base import Solver
+from .euler import Euler
+from .milstein import Milstein
+
+#: The schemes ``solve(method=...)`` knows, by name.
+SOLVERS = {"euler": Euler(), "milstein": Milstein()}
+
+__all__ = ["Solver", "Euler", "Milstein", "SOLVERS", "get_solver"]
+
+
+def get_solver(method):
+    """The scheme called ``method``; a clear error for an unknown name."""
+    try:
+        return SOLVERS[method]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(SOLVERS)}") from None

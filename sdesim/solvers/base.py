@@ -1,0 +1,52 @@
+"""What a scheme declares: its name, orders, the noise structures it accepts, and a step factory."""
+
+from ..sde import NOISE_TYPES
+
+__all__ = ["Solver"]
+
+
+class Solver:
+    """Base class of the integration schemes.
+
+    A scheme declares ``strong_order`` and ``weak_order`` (dicts keyed by noise structure;
+    a missing key means the noise is refused) and builds, for one SDE, a compiled step
+
+        step(t, h, y, dW, area, args, work, y_out)
+
+    that advances ``y`` (shape ``(dim,)``) over ``[t, t + h]`` with Brownian increment ``dW``
+    (shape ``(noise_dim,)``) and, when :meth:`needs_levy_area` is true, the Levy area
+    ``area`` (shape ``(noise_dim, noise_dim)``), writing into ``y_out``. ``work`` is scratch
+    of :meth:`work_size` entries.
+    """
+
+    name = None
+    strong_order = {}
+    weak_order = {}
+
+    def accepts(self, noise):
+        return noise in self.strong_order
+
+    def check_noise(self, noise):
+        """Raise a clear error when this scheme does not support ``noise``."""
+        if not self.accepts(noise):
+            from . import SOLVERS
+            others = [n for n, s in SOLVERS.items() if s.accepts(noise)]
+            raise ValueError(
+                f"method {self.name!r} does not support noise={noise!r} (it supports "
+                f"{sorted(self.strong_order)}); methods that do: {others}")
+
+    def needs_levy_area(self, noise):
+        return False
+
+    def work_size(self, sde):
+        raise NotImplementedError
+
+    def make_step(self, sde):
+        raise NotImplementedError
+
+    def describe(self, noise):
+        return (f"{self.name}: strong order {self.strong_order[noise]}, "
+                f"weak order {self.weak_order[noise]} for noise={noise!r}")
+
+
+ALL_NOISE = NOISE_TYPES

@@ -1,0 +1,42 @@
+"""Euler-Maruyama: ``y_{n+1} = y_n + f(t_n, y_n) h + g(t_n, y_n) dW_n``.
+
+Strong order 0.5 (1.0 for additive noise), weak order 1.0; every noise structure.
+"""
+
+import numba as nb
+
+from ._terms import diffusion_view, make_noise_product
+from .base import Solver
+
+__all__ = ["Euler"]
+
+
+class Euler(Solver):
+    name = "euler"
+    strong_order = {"scalar": 0.5, "diagonal": 0.5, "additive": 1.0, "commutative": 0.5, "general": 0.5}
+    weak_order = dict.fromkeys(strong_order, 1.0)
+
+    def work_size(self, sde):
+        return sde.dim + _g_size(sde)
+
+    def make_step(self, sde):
+        dim = sde.dim
+        drift, diffusion = sde.drift, sde.diffusion
+        gdw = make_noise_product(sde.noise, dim, sde.noise_dim)
+        view = diffusion_view(sde.noise, dim, sde.noise_dim)
+        g_end = dim + _g_size(sde)
+
+        @nb.njit
+        def step(t, h, y, dW, area, args, work, y_out):
+            a = work[:dim]
+            g = work[dim:g_end]
+            drift(t, y, args, a)
+            diffusion(t, y, args, view(g))
+            for i in range(dim):
+                y_out[i] = y[i] + a[i] * h + gdw(g, dW, i)
+
+        return step
+
+
+def _g_size(sde):
+    return sde.dim if sde.noise in ("scalar", "diagonal") else sde.dim * sde.noise_dim
