@@ -2,7 +2,8 @@
 
 One factory builds every kernel: the scheme's ``step`` and the output mode are captured as
 compile-time constants, so there is a single time loop in the code base. Paths are processed
-in fixed chunks of :data:`CHUNK` in parallel (``numba.prange``); each path's Brownian path
+in fixed chunks of :data:`CHUNK`; the kernel releases the GIL and
+:func:`sdesim.solve` runs ranges of chunks on a pool of threads. Each path's Brownian path
 is a counter-based function of (seed, path index) (:mod:`sdesim.brownian`), so results are
 bitwise independent of the number of threads and of how paths are split into calls.
 """
@@ -50,9 +51,9 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     dt_ = np.dtype(dtype).type
     area_dim = m if general_area else 1
 
-    @nb.njit(parallel=True, fastmath=FASTMATH)
+    @nb.njit(nogil=True, fastmath=FASTMATH)
     def kernel(y0s, path0, n_paths, t0, dt, n_steps, k, K, save_step, save_pos, save_t,
-               sqrt_b, sds, k0, k1, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2):
+               sqrt_b, sds, k0, k1, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, ch_lo, ch_hi):
         depth = k + K
         n_buf = 1 << depth
         mask = (1 << k) - 1
@@ -60,7 +61,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
         n_chunks = (n_paths + CHUNK - 1) // CHUNK
         per_path_y0 = y0s.shape[0] > 1
         z_size = max(1, n_buf >> 1) * m + 2
-        for ch in nb.prange(n_chunks):
+        for ch in range(ch_lo, min(ch_hi, n_chunks)):
             y = np.empty(dim, dt_)
             y_new = np.empty(dim, dt_)
             work = np.zeros(work_size, dt_)
@@ -125,8 +126,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                             if general_area:
                                 levy_area(w_rel, buf, j_cur + 1, last, w_to, m, area)
                             step(t, t_to - t, y, dW, area, args, work, y_new)
-                            for i in range(dim):
-                                y[i] = y_new[i]
+                            y, y_new = y_new, y
                             for c in range(m):
                                 w_rel[c] = w_to[c]
                             t = t_to

@@ -45,10 +45,11 @@ def fill_cell(k0, k1, cell, path, depth, m, sqrt_b, sds, buf, z):
     Costs ``2**depth * m`` normals.
     """
     n = 1 << depth
-    normals_range(k0, k1, 0, 0, m, cell, path, z)
+    row = buf[n]
+    normals_range(k0, k1, 0, 0, m, cell, path, row)
     for c in range(m):
         buf[0, c] = 0.0
-        buf[n, c] = sqrt_b * z[c]
+        row[c] *= sqrt_b
     for level in range(depth):
         nodes = 1 << level
         width = n >> level

@@ -2,7 +2,9 @@
 
 import math
 import numbers
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -23,7 +25,8 @@ MAX_BUFFER_BYTES = 1 << 28
 
 def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float64",
           save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
-          functional=None, functional_dim=None, on_nonfinite="raise", progress=False):
+          functional=None, functional_dim=None, on_nonfinite="raise", progress=False,
+          n_threads=None):
     """Integrate an ensemble of paths of ``sde`` and return a :class:`Solution`.
 
     Parameters
@@ -53,6 +56,7 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     on_nonfinite : ``"raise"`` (default) raises :class:`NonFiniteError` naming the paths
         and times; ``"flag"`` returns them in ``Solution.failed``/``failed_at``.
     progress : show a progress bar over blocks of paths (reduce mode).
+    n_threads : worker threads (default: the number of CPU cores). Results do not depend on it.
     """
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
@@ -72,6 +76,9 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     if functional is not None and not reduce:
         raise ValueError("functional is only used with reduce=True")
     _check_args(sde.args)
+    n_threads = (os.cpu_count() or 1) if n_threads is None else int(n_threads)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     sde.check_at(ts[0], y0s[0], dtype)
 
     brownian_dt = dt if brownian_dt is None else _check_positive(brownian_dt, "brownian_dt")
@@ -103,7 +110,7 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
                               functional=functional, n_functional=functional_dim)
         sde._kernels[key] = kernel
         _run(kernel, y0s[:1], 0, 0, ts, dt, 1, k, K, save_step[:1], save_pos[:1], brownian_dt,
-             k0, k1, sde, dtype, not reduce, save_brownian, functional_dim)  # compiles
+             k0, k1, sde, dtype, not reduce, save_brownian, functional_dim, 1)  # compiles
         compile_s = time.perf_counter() - t_c
     kernel = sde._kernels[key]
 
@@ -112,13 +119,13 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
                    dtype=np.dtype(dtype).name)
     if not reduce:
         out = _run(kernel, y0s, 0, n_paths, ts, dt, n_steps, k, K, save_step, save_pos,
-                   brownian_dt, k0, k1, sde, dtype, True, save_brownian, functional_dim)
+                   brownian_dt, k0, k1, sde, dtype, True, save_brownian, functional_dim, n_threads)
         sol.ys, ws, fail_q = out[0], out[1], out[2]
         sol.ws = ws if save_brownian else None
     else:
         sol.count, sol.mean, sol.var, fail_q = _reduce_blocks(
             kernel, y0s, n_paths, ts, dt, n_steps, k, K, save_step, save_pos, brownian_dt,
-            k0, k1, sde, dtype, functional_dim, progress)
+            k0, k1, sde, dtype, functional_dim, progress, n_threads)
     run_s = time.perf_counter() - t_r
     sol.stats = {"compile_s": compile_s, "run_s": run_s, "n_steps": n_steps,
                  "n_paths": n_paths, "levy_substeps": 2**K if K else None, "brownian_levels": k}
@@ -132,7 +139,7 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
 
 
 def _run(kernel, y0s, path0, n_paths, ts, dt, n_steps, k, K, save_step, save_pos, brownian_dt,
-         k0, k1, sde, dtype, store, save_w, n_f):
+         k0, k1, sde, dtype, store, save_w, n_f, n_threads):
     T = save_step.size
     ys = np.empty((T, n_paths, sde.dim) if store else (1, 1, 1), dtype=dtype)
     ws = np.zeros((T, n_paths, sde.noise_dim) if save_w else (1, 1, 1))
@@ -141,16 +148,31 @@ def _run(kernel, y0s, path0, n_paths, ts, dt, n_steps, k, K, save_step, save_pos
     acc_n = np.zeros((n_chunks, T) if not store else (1, 1), dtype=np.int64)
     acc_mean = np.zeros((n_chunks, T, n_f) if not store else (1, 1, 1), dtype=dtype)
     acc_m2 = np.zeros_like(acc_mean)
-    kernel(y0s, np.int64(path0), np.int64(n_paths), float(ts[0]), float(dt), np.int64(n_steps),
-           np.int64(k), np.int64(K), save_step, save_pos, ts, math.sqrt(brownian_dt),
-           sd_table(brownian_dt), k0, k1, sde.args, ys, ws, fail_q, acc_n, acc_mean, acc_m2)
+    fixed = (y0s, np.int64(path0), np.int64(n_paths), float(ts[0]), float(dt), np.int64(n_steps),
+             np.int64(k), np.int64(K), save_step, save_pos, ts, math.sqrt(brownian_dt),
+             sd_table(brownian_dt), k0, k1, sde.args, ys, ws, fail_q, acc_n, acc_mean, acc_m2)
+    _parallel_chunks(kernel, fixed, n_chunks, n_threads)
     if store:
         return ys, ws, fail_q
     return acc_n, acc_mean, acc_m2, fail_q
 
 
+def _parallel_chunks(kernel, fixed, n_chunks, n_threads):
+    """Run ``kernel(*fixed, lo, hi)`` over chunk ranges on ``n_threads`` threads (it releases the GIL)."""
+    n_threads = max(1, min(n_threads, n_chunks))
+    if n_threads == 1:
+        kernel(*fixed, np.int64(0), np.int64(n_chunks))
+        return
+    n_pieces = min(n_chunks, 4 * n_threads)
+    bounds = np.linspace(0, n_chunks, n_pieces + 1).round().astype(np.int64)
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        futures = [pool.submit(kernel, *fixed, bounds[i], bounds[i + 1]) for i in range(n_pieces)]
+        for f in futures:
+            f.result()
+
+
 def _reduce_blocks(kernel, y0s, n_paths, ts, dt, n_steps, k, K, save_step, save_pos, brownian_dt,
-                   k0, k1, sde, dtype, n_f, progress):
+                   k0, k1, sde, dtype, n_f, progress, n_threads):
     """Run blocks of REDUCE_BLOCK paths and merge chunk moments in a fixed order (Chan et al.)."""
     T = ts.size
     count = np.zeros(T)
@@ -166,7 +188,7 @@ def _reduce_blocks(kernel, y0s, n_paths, ts, dt, n_steps, k, K, save_step, save_
         block_y0 = y0s[start:start + size] if y0s.shape[0] > 1 else y0s
         acc_n, acc_mean, acc_m2, fail_q = _run(
             kernel, block_y0, start, size, ts, dt, n_steps, k, K, save_step, save_pos,
-            brownian_dt, k0, k1, sde, dtype, False, False, n_f)
+            brownian_dt, k0, k1, sde, dtype, False, False, n_f, n_threads)
         for ch in range(acc_n.shape[0]):
             nb_ = acc_n[ch].astype(np.float64)[:, None]
             na = count[:, None]
