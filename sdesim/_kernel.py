@@ -49,7 +49,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     func = _identity if functional is None else _jit(functional)
     n_f = dim if functional is None else n_functional
     dt_ = np.dtype(dtype).type
-    area_dim = m if general_area else 1
+    area_dim = m if sde.noise in ("commutative", "general") else 1  # zero unless general
 
     @nb.njit(nogil=True, fastmath=FASTMATH)
     def kernel(y0s, path0, n_paths, t0, dt, n_steps, k, K, save_step, save_pos, save_t,

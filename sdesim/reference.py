@@ -1,0 +1,150 @@
+"""Reference SDEs with known solutions (or known structure), for convergence studies and tests.
+
+Each is built once at import, so its compiled kernels are reused across solves.
+"""
+
+import numba as nb
+import numpy as np
+
+import sdesim
+
+# --- geometric Brownian motion, diagonal noise: Y_T = Y_0 exp((mu - s^2/2) T + s W_T) --------
+GBM_MU = np.array([0.5, -0.3])
+GBM_S = np.array([0.8, 0.6])
+
+
+@nb.njit
+def gbm_drift(t, y, args, out):
+    for i in range(y.size):
+        out[i] = args[0][i] * y[i]
+
+
+@nb.njit
+def gbm_diffusion(t, y, args, out):
+    for i in range(y.size):
+        out[i] = args[1][i] * y[i]
+
+
+@nb.njit
+def gbm_derivative(t, y, args, out):
+    for i in range(y.size):
+        out[i] = args[1][i]
+
+
+gbm = sdesim.SDE(gbm_drift, gbm_diffusion, dim=2, noise="diagonal", args=(GBM_MU, GBM_S), name="gbm")
+gbm_analytic = sdesim.SDE(gbm_drift, gbm_diffusion, dim=2, noise="diagonal", args=(GBM_MU, GBM_S),
+                          diffusion_derivative=gbm_derivative, name="gbm_analytic")
+
+
+def gbm_exact(t, w, y0):
+    """t: (T,), w: (T, P, 2) -> (T, P, 2)."""
+    return y0 * np.exp((GBM_MU - 0.5 * GBM_S**2) * t[:, None, None] + GBM_S * w)
+
+
+# --- linear system with commuting matrices ---------------------------------------------------
+# Matrices of the form [[a, b], [b, a]] commute; eigenvectors (1, 1), (1, -1), eigenvalues a +- b.
+def _circ(a, b):
+    return np.array([[a, b], [b, a]])
+
+
+LIN_A = _circ(-0.2, 0.3)
+LIN_B = np.stack([_circ(0.4, 0.2), _circ(-0.1, 0.3)])  # (noise_dim=2, 2, 2); scalar uses LIN_B[0]
+
+
+@nb.njit
+def lin_drift(t, y, args, out):
+    A = args[0]
+    for i in range(2):
+        out[i] = A[i, 0] * y[0] + A[i, 1] * y[1]
+
+
+@nb.njit
+def lin_scalar_diffusion(t, y, args, out):
+    B = args[1][0]
+    for i in range(2):
+        out[i] = B[i, 0] * y[0] + B[i, 1] * y[1]
+
+
+@nb.njit
+def lin_matrix_diffusion(t, y, args, out):
+    Bs = args[1]
+    for j in range(Bs.shape[0]):
+        for i in range(2):
+            out[i, j] = Bs[j, i, 0] * y[0] + Bs[j, i, 1] * y[1]
+
+
+lin_scalar = sdesim.SDE(lin_drift, lin_scalar_diffusion, dim=2, noise="scalar",
+                        args=(LIN_A, LIN_B[:1].copy()), name="linear_scalar")
+lin_commutative = sdesim.SDE(lin_drift, lin_matrix_diffusion, dim=2, noise_dim=2,
+                             noise="commutative", args=(LIN_A, LIN_B), name="linear_commutative")
+
+
+def linear_exact(t, w, y0, Bs):
+    """Y_t = exp((A - 1/2 sum B_j^2) t + sum_j B_j W_j) y0 for commuting circulant matrices."""
+    P = np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2.0)  # orthonormal eigenbasis
+    lam = lambda M: np.array([M[0, 0] + M[0, 1], M[0, 0] - M[0, 1]])
+    expo = lam(LIN_A)[None, None, :] * t[:, None, None]
+    for j, B in enumerate(Bs):
+        expo = expo - 0.5 * lam(B)[None, None, :] ** 2 * t[:, None, None] + lam(B) * w[..., j:j + 1]
+    z0 = P.T @ y0
+    return (np.exp(expo) * z0) @ P.T
+
+
+# --- a non-commutative 2-d SDE: dY1 = -Y1/2 dt + dW1, dY2 = -Y2/10 dt + cos(Y1) dW1/2 + Y1 dW2 ----
+@nb.njit
+def nc_drift(t, y, args, out):
+    out[0] = -0.5 * y[0]
+    out[1] = -0.1 * y[1]
+
+
+@nb.njit
+def nc_diffusion(t, y, args, out):
+    out[0, 0] = 1.0
+    out[0, 1] = 0.0
+    out[1, 0] = 0.5 * np.cos(y[0])
+    out[1, 1] = y[0]
+
+
+noncommutative = sdesim.SDE(nc_drift, nc_diffusion, dim=2, noise_dim=2, noise="general",
+                            name="noncommutative")
+
+# --- Ornstein-Uhlenbeck, diagonal noise ------------------------------------------------------
+OU_THETA, OU_SIGMA = 1.5, 0.7
+
+
+@nb.njit
+def ou_drift(t, y, args, out):
+    for i in range(y.size):
+        out[i] = -args[0] * y[i]
+
+
+@nb.njit
+def ou_diffusion(t, y, args, out):
+    for i in range(y.size):
+        out[i] = args[1]
+
+
+ou = sdesim.SDE(ou_drift, ou_diffusion, dim=3, noise="diagonal", args=(OU_THETA, OU_SIGMA), name="ou")
+
+
+# --- linear ODE with a switchable additive noise, for "zero diffusion = explicit Euler" -------
+@nb.njit
+def affine_drift(t, y, args, out):
+    M = args[0]
+    for i in range(y.size):
+        acc = args[1][i] * np.sin(t)
+        for j in range(y.size):
+            acc += M[i, j] * y[j]
+        out[i] = acc
+
+
+@nb.njit
+def zero_matrix_diffusion(t, y, args, out):
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = 0.0
+
+
+def make_affine(M, b):
+    return sdesim.SDE(affine_drift, zero_matrix_diffusion, dim=M.shape[0], noise_dim=2, noise="general",
+                      args=(M, b), name="affine")
