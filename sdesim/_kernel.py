@@ -31,6 +31,11 @@ def _identity(t, y, args, out):
         out[i] = y[i]
 
 
+@nb.njit
+def _no_projection(t, y, args):
+    pass
+
+
 def _jit(f):
     return f if isinstance(f, Dispatcher) else nb.njit(f)
 
@@ -49,6 +54,8 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     func = _identity if functional is None else _jit(functional)
     n_f = dim if functional is None else n_functional
     dt_ = np.dtype(dtype).type
+    project = sde.projection if sde.projection is not None else _no_projection
+    has_projection = sde.projection is not None
     area_dim = m if sde.noise in ("commutative", "general") else 1  # zero unless general
 
     @nb.njit(nogil=True, fastmath=FASTMATH)
@@ -127,6 +134,8 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                                 levy_area(w_rel, buf, j_cur + 1, last, w_to, m, area)
                             step(t, t_to - t, y, dW, area, args, work, y_new)
                             y, y_new = y_new, y
+                            if has_projection:
+                                project(t_to, y, args)
                             for c in range(m):
                                 w_rel[c] = w_to[c]
                             t = t_to

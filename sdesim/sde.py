@@ -67,6 +67,13 @@ class SDE:
         ``diffusion_derivative(t, y, args, out)`` writing the derivative of the diffusion
         (shape from :func:`derivative_shape`); used by Milstein instead of its
         derivative-free form.
+    diffusion_product : callable, optional
+        ``diffusion_product(t, y, args, dW, out)`` writing ``g(t, y) dW`` (shape ``(dim,)``)
+        without forming ``g``; Euler-Maruyama uses it instead of ``diffusion`` (matrix-free
+        noise, e.g. a projector or a ``d x n`` factor applied as a matrix-vector product).
+    projection : callable, optional
+        ``projection(t, y, args)`` applied in place after every step (e.g. back to a
+        manifold). It changes the scheme; say so when reporting orders.
     name : str, optional
         A label for messages and reports.
 
@@ -75,7 +82,7 @@ class SDE:
     """
 
     def __init__(self, drift, diffusion, *, dim, noise_dim=None, noise, args=(),
-                 diffusion_derivative=None, name=None):
+                 diffusion_derivative=None, diffusion_product=None, projection=None, name=None):
         if noise not in NOISE_TYPES:
             raise ValueError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
         dim = _positive_int(dim, "dim")
@@ -102,6 +109,9 @@ class SDE:
         self.diffusion = _jit(diffusion, "diffusion")
         self.diffusion_derivative = (None if diffusion_derivative is None
                                      else _jit(diffusion_derivative, "diffusion_derivative"))
+        self.diffusion_product = (None if diffusion_product is None
+                                  else _jit(diffusion_product, "diffusion_product"))
+        self.projection = None if projection is None else _jit(projection, "projection")
         self._kernels = {}  # compiled kernels, keyed by method and options (see solve.py)
         self._checked = set()
 

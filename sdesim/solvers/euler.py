@@ -25,6 +25,8 @@ class Euler(Solver):
         gdw = make_noise_product(sde.noise, dim, sde.noise_dim)
         view = diffusion_view(sde.noise, dim, sde.noise_dim)
         g_end = dim + _g_size(sde)
+        if sde.diffusion_product is not None:
+            return _make_product_step(sde)
 
         @nb.njit
         def step(t, h, y, dW, area, args, work, y_out):
@@ -40,3 +42,20 @@ class Euler(Solver):
 
 def _g_size(sde):
     return sde.dim if sde.noise in ("scalar", "diagonal") else sde.dim * sde.noise_dim
+
+
+def _make_product_step(sde):
+    """Euler-Maruyama with a matrix-free ``diffusion_product`` (g dW written directly)."""
+    dim = sde.dim
+    drift, product = sde.drift, sde.diffusion_product
+
+    @nb.njit
+    def step(t, h, y, dW, area, args, work, y_out):
+        a = work[:dim]
+        gdw = work[dim:2 * dim]
+        drift(t, y, args, a)
+        product(t, y, args, dW, gdw)
+        for i in range(dim):
+            y_out[i] = y[i] + a[i] * h + gdw[i]
+
+    return step

@@ -1,0 +1,9 @@
+"""The paper's part of sdesim: scale-invariant models, the SGD SDE in full and polar form,
+schedules and closed-form theory (Li, Lyu & Arora 2020). Time is in SGD steps."""
+
+from . import theory
+from .builders import full_from_polar, polar_sde, polar_state, sgd_sde
+from .models import SphereModel
+from .schedules import Schedule
+
+__all__ = ["SphereModel", "Schedule", "sgd_sde", "polar_sde", "polar_state", "full_from_polar", "theory"]
