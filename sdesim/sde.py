@@ -112,8 +112,12 @@ class SDE:
         self.diffusion_product = (None if diffusion_product is None
                                   else _jit(diffusion_product, "diffusion_product"))
         self.projection = None if projection is None else _jit(projection, "projection")
-        self._kernels = {}  # compiled kernels, keyed by method and options (see solve.py)
         self._checked = set()
+
+    def kernel_key(self):
+        """What a compiled kernel depends on: the compiled functions, the shapes and the noise."""
+        return (self.drift, self.diffusion, self.diffusion_derivative, self.diffusion_product,
+                self.projection, self.dim, self.noise_dim, self.noise)
 
     @property
     def diffusion_shape(self):

@@ -19,6 +19,9 @@ __all__ = ["solve"]
 
 #: Paths per kernel call in reduce mode: memory stays bounded whatever n_paths is.
 REDUCE_BLOCK = 1 << 14
+#: Compiled kernels, keyed by the SDE's compiled functions and the options: SDE objects built
+#: from the same functions (e.g. the same model with other rates) share them.
+_KERNELS = {}
 #: Largest Brownian buffer one thread may hold (bytes).
 MAX_BUFFER_BYTES = 1 << 28
 
@@ -102,17 +105,17 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
         raise ValueError("too many Brownian cells (> 2**31); use a larger brownian_dt")
 
     functional_dim = _check_functional(functional, functional_dim, sde, reduce)
-    key = (method, not reduce, bool(save_brownian), functional, dtype)
+    key = (sde.kernel_key(), method, not reduce, bool(save_brownian), functional, dtype)
     compile_s = 0.0
-    if key not in sde._kernels:
+    if key not in _KERNELS:
         t_c = time.perf_counter()
         kernel = build_kernel(sde, solver, dtype=dtype, store=not reduce, save_w=save_brownian,
                               functional=functional, n_functional=functional_dim)
-        sde._kernels[key] = kernel
+        _KERNELS[key] = kernel
         _run(kernel, y0s[:1], 0, 0, ts, dt, 1, k, K, save_step[:1], save_pos[:1], brownian_dt,
              k0, k1, sde, dtype, not reduce, save_brownian, functional_dim, 1)  # compiles
         compile_s = time.perf_counter() - t_c
-    kernel = sde._kernels[key]
+    kernel = _KERNELS[key]
 
     t_r = time.perf_counter()
     sol = Solution(ts=ts, method=method, dt=dt, brownian_dt=brownian_dt, seed=int(seed),

@@ -31,12 +31,26 @@ def _schedule_slots(model):
     return p, p + 1, p + 2, p + 3
 
 
+def _cached(model, key, build):
+    """Compiled SDE functions per model, so that new rates reuse the compiled kernels."""
+    cache = model.__dict__.setdefault("_sde_functions", {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
 def sgd_sde(model, lr, wd):
     """``dW = -eta (grad L + lam W) dt + eta Sigma^{1/2} dB`` as an :class:`sdesim.SDE` (general noise).
 
     ``lr``/``wd``: numbers or :class:`~sdesim.normalized.Schedule`. Euler-Maruyama uses the
     matrix-free noise product; the full diffusion (``(d, noise_dim)``) is there for Milstein.
     """
+    drift, diffusion, product = _cached(model, "sgd", lambda: _sgd_functions(model))
+    return SDE(drift, diffusion, dim=model.d, noise_dim=model.noise_dim, noise="general",
+               args=_schedule_args(model, lr, wd), diffusion_product=product, name=f"sgd_sde({model!r})")
+
+
+def _sgd_functions(model):
     d, n = model.d, model.noise_dim
     iLT, iLV, iWT, iWV = _schedule_slots(model)
     grad, product, factor = model.grad_kernel, model.noise_product_kernel, model.noise_factor_kernel
@@ -64,8 +78,7 @@ def sgd_sde(model, lr, wd):
         for i in range(d):
             out[i] *= eta
 
-    return SDE(drift, diffusion, dim=d, noise_dim=n, noise="general", args=_schedule_args(model, lr, wd),
-               diffusion_product=noise_product, name=f"sgd_sde({model!r})")
+    return drift, diffusion, noise_product
 
 
 def polar_sde(model, lr, wd, *, project=False):
@@ -74,6 +87,14 @@ def polar_sde(model, lr, wd, *, project=False):
     ``project=True`` maps ``Wbar`` back to the unit sphere after every step (plain EM lets
     ``|Wbar|`` drift by O(dt) per unit time). Build the initial state with :func:`polar_state`.
     """
+    drift, diffusion, product, on_step = _cached(model, ("polar", bool(project)),
+                                                 lambda: _polar_functions(model, bool(project)))
+    return SDE(drift, diffusion, dim=model.d + 2, noise_dim=model.noise_dim, noise="general",
+               args=_schedule_args(model, lr, wd), diffusion_product=product, projection=on_step,
+               name=f"polar_sde({model!r}, project={project})")
+
+
+def _polar_functions(model, project):
     d, n = model.d, model.noise_dim
     iLT, iLV, iWT, iWV = _schedule_slots(model)
     grad, product, trace = model.grad_kernel, model.noise_product_kernel, model.noise_trace_kernel
@@ -130,9 +151,7 @@ def polar_sde(model, lr, wd, *, project=False):
             for i in range(d):
                 y[i] /= r
 
-    return SDE(drift, diffusion, dim=d + 2, noise_dim=n, noise="general", args=_schedule_args(model, lr, wd),
-               diffusion_product=noise_product, projection=on_step,
-               name=f"polar_sde({model!r}, project={project})")
+    return drift, diffusion, noise_product, on_step
 
 
 def polar_state(w0, lr, t0=0.0):
