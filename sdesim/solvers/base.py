@@ -1,6 +1,5 @@
 """What a scheme declares: its name, orders, the noise structures it accepts, and a step factory."""
 
-from ..sde import NOISE_TYPES
 
 __all__ = ["Solver"]
 
@@ -47,6 +46,3 @@ class Solver:
     def describe(self, noise):
         return (f"{self.name}: strong order {self.strong_order[noise]}, "
                 f"weak order {self.weak_order[noise]} for noise={noise!r}")
-
-
-ALL_NOISE = NOISE_TYPES
