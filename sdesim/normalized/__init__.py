@@ -3,7 +3,12 @@ schedules and closed-form theory (Li, Lyu & Arora 2020). Time is in SGD steps.""
 
 from . import theory
 from .builders import full_from_polar, polar_sde, polar_state, sgd_sde
-from .models import SphereModel
+from .classifier import NormalizedLinearClassifier
+from .data import Dataset, gaussian_mixture, load_digits
+from .mlp import WeightNormMLP
+from .models import SphereModel, group_norms
 from .schedules import Schedule
 
-__all__ = ["SphereModel", "Schedule", "sgd_sde", "polar_sde", "polar_state", "full_from_polar", "theory"]
+__all__ = ["SphereModel", "NormalizedLinearClassifier", "WeightNormMLP", "Dataset", "load_digits",
+           "gaussian_mixture", "group_norms", "Schedule", "sgd_sde", "polar_sde", "polar_state",
+           "full_from_polar", "theory"]

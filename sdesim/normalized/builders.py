@@ -4,11 +4,12 @@ Time is in SGD steps. With learning rate ``eta(t)`` and weight decay ``lam(t)``:
 
 full:   dW = -eta (grad L(W) + lam W) dt + eta S(W) dB                   (state W, shape (d,))
 
-polar:  dWbar = -G^{-1/2} grad L(Wbar) dt + G^{-1/2} Sbar^{1/2} dB - 1/2 G^{-1} tr(Sbar) Wbar dt
-        dG    = (-4 lam_e G + 2 tr Sbar) dt,   G = |W|^4 / eta^2,  lam_e = eta lam
-        (state (Wbar, G, eta_now), shape (d + 2,); the last entry records the learning rate in
-        force so that at a learning-rate change G is rescaled by (eta_old / eta_new)^2 inside the
-        compiled loop, keeping |W|^4 = G eta^2 continuous).
+polar, for each scale-invariant group j (Wbar_j = W_j/|W_j|, G_j = |W_j|^4/eta^2, Sbar = Sigma(Wbar)):
+        dWbar_j = -G_j^{-1/2} grad_j L(Wbar) dt + G_j^{-1/2} [Sbar^{1/2} dB]_j - 1/2 G_j^{-1} tr(Sbar_jj) Wbar_j dt
+        dG_j    = (-4 lam_e G_j + 2 tr Sbar_jj) dt,   lam_e = eta lam
+        (state (Wbar, G_1..G_k, eta_now), shape (d + k + 1,); the last entry records the learning
+        rate in force so that at a learning-rate change every G_j is rescaled by
+        (eta_old / eta_new)^2 inside the compiled loop, keeping |W_j|^4 = G_j eta^2 continuous).
 """
 
 import numba as nb
@@ -82,89 +83,113 @@ def _sgd_functions(model):
 
 
 def polar_sde(model, lr, wd, *, project=False):
-    """The direction/norm SDE; state ``(Wbar, G, eta_now)``, shape ``(d + 2,)``.
+    """The direction/norm SDE; state ``(Wbar, G_1..G_k, eta_now)``, shape ``(d + k + 1,)``
+    for a model with ``k`` scale-invariant groups.
 
-    ``project=True`` maps ``Wbar`` back to the unit sphere after every step (plain EM lets
-    ``|Wbar|`` drift by O(dt) per unit time). Build the initial state with :func:`polar_state`.
+    ``project=True`` maps each group of ``Wbar`` back to its unit sphere after every step
+    (plain EM lets ``|Wbar_j|`` drift by O(dt) per unit time). Build the initial state with
+    :func:`polar_state`, map back with :func:`full_from_polar`.
     """
     drift, diffusion, product, on_step = _cached(model, ("polar", bool(project)),
                                                  lambda: _polar_functions(model, bool(project)))
-    return SDE(drift, diffusion, dim=model.d + 2, noise_dim=model.noise_dim, noise="general",
+    return SDE(drift, diffusion, dim=model.d + model.n_groups + 1, noise_dim=model.noise_dim, noise="general",
                args=_schedule_args(model, lr, wd), diffusion_product=product, projection=on_step,
                name=f"polar_sde({model!r}, project={project})")
 
 
 def _polar_functions(model, project):
-    d, n = model.d, model.noise_dim
+    d, n, k = model.d, model.noise_dim, model.n_groups
     iLT, iLV, iWT, iWV = _schedule_slots(model)
     grad, product, trace = model.grad_kernel, model.noise_product_kernel, model.noise_trace_kernel
     model_factor = model.noise_factor_kernel
+    offsets = np.asarray(model.group_offsets, dtype=np.int64)
 
     @nb.njit
     def drift(t, y, args, out):
         eta = schedule_value(t, args[iLT], args[iLV])
         lam = schedule_value(t, args[iWT], args[iWV])
         wb = y[:d]
-        G = y[d]
-        tr = trace(wb, args)
+        tr = np.empty(k)
+        trace(wb, args, tr)
         grad(wb, args, out[:d])
-        rg = 1.0 / np.sqrt(G)
-        for i in range(d):
-            out[i] = -rg * out[i] - 0.5 * tr / G * wb[i]
-        out[d] = -4.0 * eta * lam * G + 2.0 * tr
-        out[d + 1] = 0.0
+        for j in range(k):
+            G = y[d + j]
+            rg = 1.0 / np.sqrt(G)
+            for i in range(offsets[j], offsets[j + 1]):
+                out[i] = -rg * out[i] - 0.5 * tr[j] / G * wb[i]
+            out[d + j] = -4.0 * eta * lam * G + 2.0 * tr[j]
+        out[d + k] = 0.0
 
     @nb.njit
     def noise_product(t, y, args, dB, out):
         product(y[:d], args, dB, out[:d])
-        rg = 1.0 / np.sqrt(y[d])
-        for i in range(d):
-            out[i] *= rg
-        out[d] = 0.0
-        out[d + 1] = 0.0
+        for j in range(k):
+            rg = 1.0 / np.sqrt(y[d + j])
+            for i in range(offsets[j], offsets[j + 1]):
+                out[i] *= rg
+        for j in range(k + 1):
+            out[d + j] = 0.0
 
     @nb.njit
     def diffusion(t, y, args, out):
-        factor = out[:d]
-        model_factor(y[:d], args, factor)
-        rg = 1.0 / np.sqrt(y[d])
-        for i in range(d):
-            for j in range(n):
-                out[i, j] *= rg
-        for j in range(n):
-            out[d, j] = 0.0
-            out[d + 1, j] = 0.0
-
+        model_factor(y[:d], args, out[:d])
+        for j in range(k):
+            rg = 1.0 / np.sqrt(y[d + j])
+            for i in range(offsets[j], offsets[j + 1]):
+                for b in range(n):
+                    out[i, b] *= rg
+        for j in range(k + 1):
+            for b in range(n):
+                out[d + j, b] = 0.0
 
     @nb.njit
     def on_step(t, y, args):
         eta = schedule_value(t, args[iLT], args[iLV])
-        if eta != y[d + 1]:
-            ratio = y[d + 1] / eta
-            y[d] *= ratio * ratio
-            y[d + 1] = eta
+        if eta != y[d + k]:
+            ratio = y[d + k] / eta
+            for j in range(k):
+                y[d + j] *= ratio * ratio
+            y[d + k] = eta
         if project:
-            r = 0.0
-            for i in range(d):
-                r += y[i] * y[i]
-            r = np.sqrt(r)
-            for i in range(d):
-                y[i] /= r
+            for j in range(k):
+                r = 0.0
+                for i in range(offsets[j], offsets[j + 1]):
+                    r += y[i] * y[i]
+                r = np.sqrt(r)
+                for i in range(offsets[j], offsets[j + 1]):
+                    y[i] /= r
 
     return drift, diffusion, noise_product, on_step
 
 
-def polar_state(w0, lr, t0=0.0):
-    """Polar initial state ``(w0/|w0|, |w0|^4/eta^2, eta)`` from full parameters ``w0`` (shape (d,) or (P, d))."""
+def _offsets(model, d):
+    return np.array([0, d]) if model is None else np.asarray(model.group_offsets)
+
+
+def polar_state(w0, lr, t0=0.0, model=None):
+    """Polar initial state ``(w0_j/|w0_j|, |w0_j|^4/eta^2 for each group j, eta)`` from full
+    parameters ``w0`` (shape (d,) or (P, d)); ``model`` gives the groups (default: one group)."""
     w0 = np.asarray(w0, dtype=np.float64)
     eta = float(as_schedule(lr, "lr")(t0))
-    r = np.linalg.norm(w0, axis=-1, keepdims=True)
-    G = r**4 / eta**2
-    return np.concatenate([w0 / r, G, np.full_like(G, eta)], axis=-1)
+    offsets = _offsets(model, w0.shape[-1])
+    wbar = np.empty_like(w0)
+    G = []
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        r = np.linalg.norm(w0[..., a:b], axis=-1, keepdims=True)
+        wbar[..., a:b] = w0[..., a:b] / r
+        G.append(r**4 / eta**2)
+    G = np.concatenate(G, axis=-1)
+    return np.concatenate([wbar, G, np.full_like(G[..., :1], eta)], axis=-1)
 
 
-def full_from_polar(y):
-    """``W = Wbar |W|`` with ``|W| = (G eta^2)^{1/4}`` from polar states ``(..., d + 2)``."""
-    d = y.shape[-1] - 2
-    norm = (y[..., d] * y[..., d + 1] ** 2) ** 0.25
-    return y[..., :d] * norm[..., None]
+def full_from_polar(y, model=None):
+    """``W_j = Wbar_j |W_j|`` with ``|W_j| = (G_j eta^2)^{1/4}`` from polar states ``(..., d + k + 1)``;
+    ``model`` gives the groups (default: one group)."""
+    k = 1 if model is None else model.n_groups
+    d = y.shape[-1] - k - 1
+    offsets = _offsets(model, d)
+    w = np.array(y[..., :d], dtype=np.float64)
+    eta = y[..., d + k]
+    for j, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        w[..., a:b] *= ((y[..., d + j] * eta**2) ** 0.25)[..., None]
+    return w

@@ -1,20 +1,61 @@
-"""Scale-invariant models: loss, gradient and gradient-noise factor, all invariant under w -> c w.
+"""Scale-invariant models: the interface every model follows, group helpers, and the sphere model.
 
-Every model exposes, for a parameter vector ``w`` (shape ``(d,)``):
+A model's parameter vector ``w`` (shape ``(d,)``) is split into ``k`` contiguous groups
+(``group_offsets``, shape ``(k + 1,)``); the loss is invariant under ``w_j -> c w_j`` for every
+group ``j`` and ``c > 0``. Every model exposes:
 
-* ``loss(w)``, ``grad(w)`` (NumPy, for checks and discrete SGD);
-* ``noise_cov(w)``: the gradient-noise covariance Sigma(w), shape ``(d, d)`` (for checks);
-* ``noise_trace_unit(wbar)``: tr Sigma at the unit vector;
+* ``d``, ``noise_dim``, ``n_groups``, ``group_offsets``, ``params`` (a tuple of arrays passed to
+  the compiled kernels and appended to the SDE's args);
+* NumPy methods ``loss(w)``, ``grad(w)``, ``noise_cov(w)`` (Sigma(w), ``(d, d)``, for checks) and
+  ``noise_traces(w)`` (``(k,)``: tr of each group's diagonal block of Sigma(w));
 * compiled kernels ``grad_kernel(w, params, out)``, ``noise_product_kernel(w, params, dB, out)``
-  (``out = S(w) dB`` with ``S S^T = Sigma``, ``S`` of shape ``(d, noise_dim)``),
-  ``noise_factor_kernel(w, params, out)`` (the full ``S``) and ``noise_trace_kernel(w, params)``;
-  ``params`` is a tuple of arrays (``model.params``), used by the SDE builders.
+  (``out = S(w) dB`` with ``S S^T = Sigma``, ``S`` of shape ``(d, noise_dim)``, never formed),
+  ``noise_factor_kernel(w, params, out)`` (the full ``S``, for Milstein and checks) and
+  ``noise_trace_kernel(w, params, out)`` (writes the ``k`` group traces of Sigma(w)).
 """
 
 import numba as nb
 import numpy as np
 
-__all__ = ["SphereModel"]
+__all__ = ["SphereModel", "group_norms", "normalize_groups"]
+
+
+@nb.njit
+def normalize_groups(w, offsets):
+    """``(wn, norms)``: each group of ``w`` divided by its norm (float64 copies)."""
+    k = offsets.size - 1
+    wn = np.empty(w.size)
+    norms = np.empty(k)
+    for j in range(k):
+        acc = 0.0
+        for i in range(offsets[j], offsets[j + 1]):
+            acc += w[i] * w[i]
+        r = np.sqrt(acc)
+        norms[j] = r
+        for i in range(offsets[j], offsets[j + 1]):
+            wn[i] = w[i] / r
+    return wn, norms
+
+
+@nb.njit
+def tangent_per_group(v, wn, offsets, norms, factor, out):
+    """``out_j = factor (v_j - (v_j . wn_j) wn_j) / norms_j`` for every group ``j``.
+
+    Maps a gradient taken with respect to the unit-normalized groups ``wn`` to the gradient
+    with respect to ``w`` (chain rule through ``w_j / |w_j|``).
+    """
+    for j in range(offsets.size - 1):
+        dot = 0.0
+        for i in range(offsets[j], offsets[j + 1]):
+            dot += v[i] * wn[i]
+        for i in range(offsets[j], offsets[j + 1]):
+            out[i] = factor * (v[i] - dot * wn[i]) / norms[j]
+
+
+def group_norms(w, offsets):
+    """Norm of each group of ``w`` (shape ``(..., d)`` -> ``(..., k)``)."""
+    w = np.asarray(w)
+    return np.stack([np.linalg.norm(w[..., a:b], axis=-1) for a, b in zip(offsets[:-1], offsets[1:])], axis=-1)
 
 
 @nb.njit(inline="always")
@@ -70,11 +111,11 @@ def _sphere_noise_factor(w, params, out):
 
 
 @nb.njit
-def _sphere_noise_trace(w, params):
-    """tr Sigma(w) = s^2 (d - 1) / |w|^2."""
+def _sphere_noise_trace(w, params, out):
+    """tr Sigma(w) = s^2 (d - 1) / |w|^2 (one group)."""
     r = _norm(w)
     s = params[1][0]
-    return s * s * (w.size - 1) / (r * r)
+    out[0] = s * s * (w.size - 1) / (r * r)
 
 
 class SphereModel:
@@ -85,7 +126,7 @@ class SphereModel:
     :mod:`sdesim.normalized.theory` holds exactly.
     """
 
-    groups = None  # one scale-invariant group: the whole vector
+    n_groups = 1  # one scale-invariant group: the whole vector
 
     def __init__(self, d, s=1.0, H=None):
         if int(d) < 2:
@@ -106,6 +147,7 @@ class SphereModel:
         self.noise_trace_kernel = _sphere_noise_trace
         self.noise_factor_kernel = _sphere_noise_factor
         self.noise_dim = self.d
+        self.group_offsets = np.array([0, self.d], dtype=np.int64)
 
     @property
     def tau(self):
@@ -128,8 +170,9 @@ class SphereModel:
         wb = w / r
         return self.s**2 / r**2 * (np.eye(self.d) - np.outer(wb, wb))
 
-    def noise_trace_unit(self, wbar=None):
-        return self.tau
+    def noise_traces(self, w):
+        """``[tr Sigma(w)] = [tau / |w|^2]``, shape ``(1,)``."""
+        return np.array([self.tau / np.dot(w, w)])
 
     def __repr__(self):
         return f"SphereModel(d={self.d}, s={self.s}, H={'none' if self.H.size == 0 else 'given'})"

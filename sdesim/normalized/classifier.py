@@ -1,0 +1,120 @@
+"""A normalized linear softmax classifier: ``logits = scale * X W / |W|_F``, cross-entropy loss.
+
+``W`` is a ``(p, K)`` matrix stored row-major as ``w`` of shape ``(d,) = (p K,)``: one
+scale-invariant group. Minibatch noise is exact (see :mod:`.minibatch`).
+"""
+
+import numba as nb
+import numpy as np
+
+from .minibatch import DataModel, make_data_kernels, noise_factor_scale
+
+__all__ = ["NormalizedLinearClassifier"]
+
+
+@nb.njit
+def softmax_residual(Z, Y):
+    """``softmax(Z) - Y`` row by row, shape ``(n, K)`` (``Y`` one-hot)."""
+    n, K = Z.shape
+    R = np.empty((n, K))
+    for i in range(n):
+        zmax = Z[i, 0]
+        for k in range(1, K):
+            zmax = max(zmax, Z[i, k])
+        total = 0.0
+        for k in range(K):
+            R[i, k] = np.exp(Z[i, k] - zmax)
+            total += R[i, k]
+        for k in range(K):
+            R[i, k] = R[i, k] / total - Y[i, k]
+    return R
+
+
+@nb.njit
+def _logits(wn, params, X):
+    scale, Y = params[1][1], params[3]
+    return np.dot(X, wn.reshape((X.shape[1], Y.shape[1]))) * scale
+
+
+@nb.njit
+def _raw_weighted(wn, params, c):
+    X, Y, scale = params[2], params[3], params[1][1]
+    R = softmax_residual(_logits(wn, params, X), Y)
+    for i in range(R.shape[0]):
+        for k in range(R.shape[1]):
+            R[i, k] *= c[i]
+    return (np.dot(X.T, R) * scale).ravel()
+
+
+@nb.njit
+def _raw_samples(wn, params):
+    X, Y, scale = params[2], params[3], params[1][1]
+    n, p = X.shape
+    K = Y.shape[1]
+    R = softmax_residual(_logits(wn, params, X), Y)
+    M = np.empty((n, p * K))
+    for i in range(n):
+        for a in range(p):
+            for k in range(K):
+                M[i, a * K + k] = scale * X[i, a] * R[i, k]
+    return M
+
+
+@nb.njit
+def _sample_stats(wn, params):
+    X, Y, xx, scale = params[2], params[3], params[4], params[1][1]
+    Z = _logits(wn, params, X)
+    R = softmax_residual(Z, Y)
+    n, K = R.shape
+    sq = np.empty((n, 1))
+    proj = np.empty((n, 1))
+    for i in range(n):
+        rr = 0.0
+        zr = 0.0
+        for k in range(K):
+            rr += R[i, k] * R[i, k]
+            zr += Z[i, k] * R[i, k]
+        sq[i, 0] = scale * scale * xx[i] * rr  # |M_i|^2 = scale^2 |x_i|^2 |r_i|^2
+        proj[i, 0] = zr                        # M_i . Wbar = scale x_i^T Wbar r_i = z_i . r_i
+    return sq, proj
+
+
+_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats)
+
+
+class NormalizedLinearClassifier(DataModel):
+    """Linear softmax classifier on normalized weights, trained with minibatch SGD.
+
+    Parameters
+    ----------
+    data : :class:`~sdesim.normalized.data.Dataset`
+    batch_size : int
+        Minibatch size ``B`` that sets the gradient noise ``Sigma = Cov_i(g_i)/B`` (times
+        ``(n-B)/(n-1)`` when ``replace=False``).
+    replace : bool
+        Whether minibatches are drawn with replacement.
+    scale : float
+        Inverse temperature: ``logits = scale * X W/|W|_F``.
+
+    ``d = p K`` weights, one group, ``noise_dim = n`` (one Brownian component per sample).
+    """
+
+    def __init__(self, data, batch_size=32, replace=False, scale=5.0):
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.data, self.batch_size, self.replace, self.scale = data, int(batch_size), bool(replace), float(scale)
+        self.p, self.n_classes = data.p, data.n_classes
+        self.d = self.p * self.n_classes
+        self.group_offsets = np.array([0, self.d], dtype=np.int64)
+        f = noise_factor_scale(data.n, batch_size, replace)
+        Y = np.zeros((data.n, data.n_classes))
+        Y[np.arange(data.n), data.y] = 1.0
+        self.params = (self.group_offsets, np.array([f, self.scale]), data.X, Y,
+                       np.einsum("ij,ij->i", data.X, data.X))
+        (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
+         self.noise_trace_kernel) = _KERNELS
+        self._raw_samples, self._logits = _raw_samples, _logits
+
+    def __repr__(self):
+        return (f"NormalizedLinearClassifier({self.data.name}, B={self.batch_size}, "
+                f"replace={self.replace}, scale={self.scale})")

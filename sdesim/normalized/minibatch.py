@@ -1,0 +1,200 @@
+"""Exact minibatch gradient noise for models trained on a finite data set.
+
+With per-sample gradients ``g_i`` (``i < n``) and minibatches of ``B`` samples, the minibatch
+gradient has mean ``gbar`` and covariance
+
+    Sigma = (1/B) Cov_i(g_i)                      (with replacement)
+    Sigma = (1/B) Cov_i(g_i) (n - B) / (n - 1)    (without replacement)
+
+(``Cov_i`` the population covariance over the ``n`` samples). Its factor
+``S = f [g_1 - gbar, ..., g_n - gbar]`` with ``f = sqrt(c / (B n))`` has shape ``(d, n)`` and
+``S S^T = Sigma``; ``S dB`` is applied as one weighted sum over samples, never as a ``d x d``
+square root.
+
+A data model supplies compiled primitives that work on the group-normalized weights ``wn``:
+
+* ``raw_weighted(wn, params, c)`` -> ``sum_i c_i M_i`` (shape ``(d,)``), where ``M_i`` is the
+  gradient of sample ``i``'s loss with respect to ``wn`` (before the tangent projection);
+* ``raw_samples(wn, params)`` -> all ``M_i``, shape ``(n, d)``;
+* ``sample_stats(wn, params)`` -> ``(|M_ij|^2, M_ij . wn_j)``, each ``(n, k)`` per sample and group;
+
+and :func:`make_data_kernels` turns them into the model interface of :mod:`.models`. The
+gradient with respect to ``w`` is ``(M_ij - (M_ij . wn_j) wn_j) / |w_j|`` for group ``j``.
+``params[0]`` holds the group offsets (int64) and ``params[1][0]`` the noise factor ``f``.
+"""
+
+import numba as nb
+import numpy as np
+
+from .models import normalize_groups, tangent_per_group
+
+__all__ = ["noise_factor_scale", "make_data_kernels"]
+
+
+def noise_factor_scale(n, batch_size, replace):
+    """``f = sqrt(c / (B n))`` with ``c = 1`` (with replacement) or ``(n - B)/(n - 1)`` (without)."""
+    B = int(batch_size)
+    if not 1 <= B <= n:
+        raise ValueError(f"batch_size must lie in [1, n = {n}], got {batch_size}")
+    if not replace and B == n:
+        raise ValueError("batch_size == n without replacement gives no gradient noise; use a smaller batch")
+    c = 1.0 if replace else (n - B) / (n - 1)
+    return np.sqrt(c / (B * n))
+
+
+def make_data_kernels(raw_weighted, raw_samples, sample_stats):
+    """Build ``(grad, noise_product, noise_factor, noise_trace)`` kernels from a model's primitives."""
+
+    @nb.njit
+    def grad_kernel(w, params, out):
+        offsets = params[0]
+        wn, norms = normalize_groups(w, offsets)
+        n = params[2].shape[0]
+        c = np.full(n, 1.0 / n)
+        tangent_per_group(raw_weighted(wn, params, c), wn, offsets, norms, 1.0, out)
+
+    @nb.njit
+    def noise_product_kernel(w, params, dB, out):
+        offsets, f = params[0], params[1][0]
+        wn, norms = normalize_groups(w, offsets)
+        n = dB.size
+        mean = 0.0
+        for i in range(n):
+            mean += dB[i]
+        mean /= n
+        c = np.empty(n)
+        for i in range(n):
+            c[i] = dB[i] - mean  # sum_i (g_i - gbar) dB_i = sum_i g_i (dB_i - mean dB)
+        tangent_per_group(raw_weighted(wn, params, c), wn, offsets, norms, f, out)
+
+    @nb.njit
+    def noise_factor_kernel(w, params, out):
+        offsets, f = params[0], params[1][0]
+        wn, norms = normalize_groups(w, offsets)
+        M = raw_samples(wn, params)
+        n, d = M.shape
+        Mbar = np.zeros(d)
+        for i in range(n):
+            for a in range(d):
+                Mbar[a] += M[i, a] / n
+        col = np.empty(d)
+        v = np.empty(d)
+        for i in range(n):
+            for a in range(d):
+                v[a] = M[i, a] - Mbar[a]
+            tangent_per_group(v, wn, offsets, norms, f, col)
+            for a in range(d):
+                out[a, i] = col[a]
+
+    @nb.njit
+    def noise_trace_kernel(w, params, out):
+        # tr Sigma_jj = f^2 / |w_j|^2 sum_i |P_j(M_ij - Mbar_j)|^2 and, with P_j the projection
+        # off wn_j, sum_i |P_j(M_ij - Mbar_j)|^2 = sum_i (|M_ij|^2 - (M_ij.wn_j)^2) - n |P_j Mbar_j|^2.
+        offsets, f = params[0], params[1][0]
+        wn, norms = normalize_groups(w, offsets)
+        sq, proj = sample_stats(wn, params)
+        n = sq.shape[0]
+        Mbar = raw_weighted(wn, params, np.full(n, 1.0 / n))
+        for j in range(offsets.size - 1):
+            acc = 0.0
+            for i in range(n):
+                acc += sq[i, j] - proj[i, j] * proj[i, j]
+            m2 = 0.0
+            mp = 0.0
+            for a in range(offsets[j], offsets[j + 1]):
+                m2 += Mbar[a] * Mbar[a]
+                mp += Mbar[a] * wn[a]
+            acc -= n * (m2 - mp * mp)
+            out[j] = f * f * max(acc, 0.0) / (norms[j] * norms[j])
+
+    return grad_kernel, noise_product_kernel, noise_factor_kernel, noise_trace_kernel
+
+
+class DataModel:
+    """Shared NumPy-side methods of the data models (per-sample gradients, Sigma, traces, accuracy).
+
+    Subclasses set ``data``, ``batch_size``, ``replace``, ``d``, ``group_offsets``, ``params``,
+    the four kernels, ``_raw_samples`` and ``_logits(wn, params, X)`` (compiled).
+    """
+
+    def _check_w(self, w):
+        w = np.ascontiguousarray(w, dtype=np.float64)
+        if w.shape != (self.d,):
+            raise ValueError(f"w must have shape ({self.d},), got {w.shape}")
+        if not np.all(np.isfinite(w)):
+            raise ValueError("w contains NaN or inf")
+        norms = np.array([np.linalg.norm(w[a:b]) for a, b in zip(self.group_offsets[:-1], self.group_offsets[1:])])
+        if np.any(norms == 0):
+            raise ValueError("a scale-invariant group of w is zero; its direction is undefined")
+        return w
+
+    @property
+    def n_groups(self):
+        """Number of scale-invariant groups."""
+        return len(self.group_offsets) - 1
+
+    @property
+    def noise_dim(self):
+        """One Brownian component per training sample."""
+        return self.data.n
+
+    def logits(self, w, X=None):
+        """Logits ``(m, K)`` on ``X`` (default: the training features)."""
+        w = self._check_w(w)
+        wn, _ = normalize_groups(w, self.group_offsets)
+        X = self.data.X if X is None else np.ascontiguousarray(X, dtype=np.float64)
+        return self._logits(wn, self.params, X)
+
+    def sample_losses(self, w, X=None, y=None):
+        """Cross-entropy of each sample, shape ``(m,)`` (default: the training set)."""
+        z = self.logits(w, X)
+        y = self.data.y if y is None else np.asarray(y)
+        zmax = z.max(axis=1, keepdims=True)
+        lse = zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1))
+        return lse - z[np.arange(len(y)), y]
+
+    def loss(self, w):
+        """Mean training cross-entropy ``L(w)``."""
+        return float(self.sample_losses(w).mean())
+
+    def accuracy(self, w, X=None, y=None):
+        """Fraction of samples whose largest logit is the label (default: training set)."""
+        y = self.data.y if y is None else np.asarray(y)
+        return float(np.mean(np.argmax(self.logits(w, X), axis=1) == y))
+
+    def grad(self, w):
+        """Full-batch gradient ``grad L(w)``, shape ``(d,)``."""
+        out = np.empty(self.d)
+        self.grad_kernel(self._check_w(w), self.params, out)
+        return out
+
+    def per_sample_grads(self, w):
+        """Gradient of each training sample's loss, shape ``(n, d)``."""
+        w = self._check_w(w)
+        wn, norms = normalize_groups(w, self.group_offsets)
+        M = self._raw_samples(wn, self.params)
+        out = np.empty_like(M)
+        for i in range(M.shape[0]):
+            tangent_per_group(M[i], wn, self.group_offsets, norms, 1.0, out[i])
+        return out
+
+    def noise_cov(self, w):
+        """Minibatch-gradient covariance Sigma(w), ``(d, d)`` (for checks; never used to simulate)."""
+        g = self.per_sample_grads(w)
+        c = self.data.n * self.params[1][0] ** 2 * self.batch_size  # (n - B)/(n - 1) or 1
+        centred = g - g.mean(axis=0)
+        return c / self.batch_size * centred.T @ centred / self.data.n
+
+    def noise_traces(self, w):
+        """tr of each group's block of Sigma(w), shape ``(k,)``."""
+        out = np.empty(self.n_groups)
+        self.noise_trace_kernel(self._check_w(w), self.params, out)
+        return out
+
+    def random_init(self, n_inits=None, norm=1.0, seed=0):
+        """Gaussian initial weights with every group of norm ``norm``: ``(d,)`` or ``(n_inits, d)``."""
+        rng = np.random.default_rng(seed)
+        w = rng.normal(size=(1 if n_inits is None else n_inits, self.d))
+        for a, b in zip(self.group_offsets[:-1], self.group_offsets[1:]):
+            w[:, a:b] *= norm / np.linalg.norm(w[:, a:b], axis=1, keepdims=True)
+        return w[0] if n_inits is None else w

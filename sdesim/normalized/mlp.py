@@ -1,0 +1,133 @@
+"""A two-layer net with weight-normalized hidden units and a fixed top layer: several
+scale-invariant groups.
+
+Hidden unit ``j`` has weights ``u_j`` (``p`` entries, group ``j`` of ``w``);
+``h_ij = tanh(gain * x_i . u_j/|u_j|)``, ``logits_i = scale * A^T h_i`` with a fixed random
+``A`` (``m x K``, rows centred over classes). The loss is invariant under ``u_j -> c_j u_j`` for each unit separately, so
+each unit has its own norm, effective learning rate and equilibrium.
+"""
+
+import numba as nb
+import numpy as np
+
+from .classifier import softmax_residual
+from .minibatch import DataModel, make_data_kernels, noise_factor_scale
+
+__all__ = ["WeightNormMLP"]
+
+
+@nb.njit
+def _forward(wn, params, X):
+    """Pre-activations ``S = X Ubar`` ``(n, m)``, hidden ``H`` ``(n, m)``, logits ``(n, K)``."""
+    scale, gain, A = params[1][1], params[1][2], params[5]
+    m = A.shape[0]
+    U = wn.reshape((m, X.shape[1]))
+    S = np.dot(X, U.T)
+    H = np.tanh(gain * S)
+    return S, H, np.dot(H, A) * scale
+
+
+@nb.njit
+def _logits(wn, params, X):
+    return _forward(wn, params, X)[2]
+
+
+@nb.njit
+def _unit_coefficients(wn, params):
+    """``Q_ij = d loss_i / d (x_i . ubar_j)`` and the pre-activations ``S``; ``M_ij = Q_ij x_i``."""
+    X, Y, scale, gain, A = params[2], params[3], params[1][1], params[1][2], params[5]
+    S, H, Z = _forward(wn, params, X)
+    R = softmax_residual(Z, Y)
+    Q = np.dot(R, A.T) * (scale * gain)
+    for i in range(Q.shape[0]):
+        for j in range(Q.shape[1]):
+            Q[i, j] *= 1.0 - H[i, j] * H[i, j]
+    return Q, S
+
+
+@nb.njit
+def _raw_weighted(wn, params, c):
+    Q, _ = _unit_coefficients(wn, params)
+    for i in range(Q.shape[0]):
+        for j in range(Q.shape[1]):
+            Q[i, j] *= c[i]
+    return np.dot(Q.T, params[2]).ravel()
+
+
+@nb.njit
+def _raw_samples(wn, params):
+    X = params[2]
+    Q, _ = _unit_coefficients(wn, params)
+    n, p = X.shape
+    m = Q.shape[1]
+    M = np.empty((n, m * p))
+    for i in range(n):
+        for j in range(m):
+            for a in range(p):
+                M[i, j * p + a] = Q[i, j] * X[i, a]
+    return M
+
+
+@nb.njit
+def _sample_stats(wn, params):
+    xx = params[4]
+    Q, S = _unit_coefficients(wn, params)
+    n, m = Q.shape
+    sq = np.empty((n, m))
+    proj = np.empty((n, m))
+    for i in range(n):
+        for j in range(m):
+            sq[i, j] = Q[i, j] * Q[i, j] * xx[i]  # |M_ij|^2 = Q_ij^2 |x_i|^2
+            proj[i, j] = Q[i, j] * S[i, j]        # M_ij . ubar_j = Q_ij x_i . ubar_j
+    return sq, proj
+
+
+_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats)
+
+
+class WeightNormMLP(DataModel):
+    """Two-layer tanh net, hidden units weight-normalized one by one, fixed random top layer.
+
+    Parameters
+    ----------
+    data : :class:`~sdesim.normalized.data.Dataset`
+    hidden : int
+        Number of hidden units ``m`` = number of scale-invariant groups (each of ``p`` weights).
+    batch_size, replace : minibatch size and sampling (see :class:`NormalizedLinearClassifier`).
+    gain : float
+        ``h = tanh(gain * x . ubar)``.
+    scale : float
+        ``logits = scale * A^T h`` with ``A`` fixed: Gaussian rows drawn with ``seed``, centred over
+        classes (a constant row would leave the softmax unchanged), each of norm ``sqrt(K/m)``.
+
+    ``d = m p``, ``n_groups = m``, ``noise_dim = n``.
+    """
+
+    def __init__(self, data, hidden=8, batch_size=32, replace=False, gain=1.0, scale=5.0, seed=0):
+        hidden = int(hidden)
+        if hidden < 1:
+            raise ValueError(f"hidden must be >= 1, got {hidden}")
+        for name, v in (("gain", gain), ("scale", scale)):
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be positive, got {v}")
+        self.data, self.batch_size, self.replace = data, int(batch_size), bool(replace)
+        self.hidden, self.gain, self.scale = hidden, float(gain), float(scale)
+        self.p, self.n_classes = data.p, data.n_classes
+        self.d = hidden * self.p
+        self.group_offsets = np.arange(0, self.d + 1, self.p, dtype=np.int64)
+        f = noise_factor_scale(data.n, batch_size, replace)
+        Y = np.zeros((data.n, data.n_classes))
+        Y[np.arange(data.n), data.y] = 1.0
+        rng = np.random.default_rng(seed)
+        top = rng.normal(size=(hidden, data.n_classes))
+        top -= top.mean(axis=1, keepdims=True)  # a row constant over classes would not change the softmax
+        self.top = top / np.linalg.norm(top, axis=1, keepdims=True) * np.sqrt(data.n_classes / hidden)
+        self.params = (self.group_offsets, np.array([f, self.scale, self.gain]), data.X, Y,
+                       np.einsum("ij,ij->i", data.X, data.X), self.top)
+        (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
+         self.noise_trace_kernel) = _KERNELS
+        self._raw_samples, self._logits = _raw_samples, _logits
+
+    def __repr__(self):
+        return (f"WeightNormMLP({self.data.name}, hidden={self.hidden}, B={self.batch_size}, "
+                f"replace={self.replace}, gain={self.gain}, scale={self.scale})")

@@ -1,0 +1,113 @@
+"""Data models (normalized linear classifier, weight-normalized MLP): scale invariance per group,
+exact minibatch noise against brute-force enumeration of minibatches, and the polar form with
+several groups."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import sdesim
+from sdesim.normalized import (NormalizedLinearClassifier, WeightNormMLP, full_from_polar,
+                               gaussian_mixture, group_norms, polar_sde, polar_state, sgd_sde)
+
+DATA = gaussian_mixture(n=7, dim=2, n_classes=3, seed=1)
+MODELS = {
+    "linear": lambda replace: NormalizedLinearClassifier(DATA, batch_size=3, replace=replace, scale=3.0),
+    "mlp": lambda replace: WeightNormMLP(DATA, hidden=3, batch_size=3, replace=replace, gain=1.5, scale=3.0),
+}
+
+
+def _group_scale(model, c):
+    """Per-group scale factors ``c`` (shape (k,)) spread over the parameter vector."""
+    return np.repeat(c, np.diff(model.group_offsets))
+
+
+@pytest.mark.parametrize("name", MODELS)
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), logc=st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3),
+       replace=st.booleans())
+def test_data_models_are_scale_invariant_per_group(name, seed, logc, replace):
+    m = MODELS[name](replace)
+    w = np.random.default_rng(seed).normal(size=m.d)
+    c = _group_scale(m, np.exp(logc[:m.n_groups]))
+    g, Sigma = m.grad(w), m.noise_cov(w)
+    assert np.isclose(m.loss(c * w), m.loss(w), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m.grad(c * w), g / c, rtol=1e-8, atol=1e-12 * np.abs(g / c).max())
+    np.testing.assert_allclose(m.noise_cov(c * w), Sigma / np.outer(c, c), rtol=1e-7,
+                               atol=1e-12 * np.abs(Sigma / np.outer(c, c)).max())
+    for a, b in zip(m.group_offsets[:-1], m.group_offsets[1:]):
+        assert abs(w[a:b] @ g[a:b]) <= 1e-12 * np.linalg.norm(w[a:b]) * (np.linalg.norm(g) + 1e-300) + 1e-15
+        np.testing.assert_allclose(Sigma[:, a:b] @ w[a:b], 0.0, atol=1e-13 * np.abs(Sigma).max() * np.linalg.norm(w))
+    # gradient against a central finite difference of the loss
+    e = np.random.default_rng(seed + 1).normal(size=m.d)
+    h = 1e-6 * np.linalg.norm(w)
+    fd = (m.loss(w + h * e) - m.loss(w - h * e)) / (2 * h)
+    assert abs(fd - g @ e) < 1e-6 * (1 + abs(fd))
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("replace", [False, True])
+def test_noise_factor_equals_brute_force_minibatch_covariance(name, replace):
+    """Sigma from the factor S (d x n) equals the covariance of the minibatch-mean gradient over
+    every minibatch: all C(n, B) subsets without replacement, all n^B ordered draws with."""
+    m = MODELS[name](replace)
+    w = np.random.default_rng(5).normal(size=m.d)
+    g = m.per_sample_grads(w)
+    n, B = DATA.n, m.batch_size
+    batches = (itertools.product(range(n), repeat=B) if replace else itertools.combinations(range(n), B))
+    G = np.array([g[list(b)].mean(axis=0) for b in batches])
+    brute = (G - G.mean(axis=0)).T @ (G - G.mean(axis=0)) / len(G)
+    np.testing.assert_allclose(G.mean(axis=0), m.grad(w), atol=1e-14)
+    S = np.empty((m.d, m.noise_dim))
+    m.noise_factor_kernel(w, m.params, S)
+    tol = 1e-12 * np.abs(brute).max()
+    np.testing.assert_allclose(S @ S.T, brute, atol=tol)
+    np.testing.assert_allclose(m.noise_cov(w), brute, atol=tol)
+    blocks = [np.trace(brute[a:b, a:b]) for a, b in zip(m.group_offsets[:-1], m.group_offsets[1:])]
+    np.testing.assert_allclose(m.noise_traces(w), blocks, rtol=1e-10)
+    dB = np.random.default_rng(6).normal(size=m.noise_dim)
+    out = np.empty(m.d)
+    m.noise_product_kernel(w, m.params, dB, out)
+    np.testing.assert_allclose(out, S @ dB, atol=1e-12 * np.abs(S @ dB).max())
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="batch_size"):
+        NormalizedLinearClassifier(DATA, batch_size=0)
+    with pytest.raises(ValueError, match="no gradient noise"):
+        NormalizedLinearClassifier(DATA, batch_size=DATA.n, replace=False)
+    m = NormalizedLinearClassifier(DATA, batch_size=2)
+    with pytest.raises(ValueError, match="shape"):
+        m.grad(np.ones(m.d + 1))
+    with pytest.raises(ValueError, match="NaN"):
+        m.grad(np.full(m.d, np.nan))
+    with pytest.raises(ValueError, match="zero"):
+        WeightNormMLP(DATA, hidden=2, batch_size=2).grad(np.r_[np.zeros(DATA.p), np.ones(DATA.p)])
+    with pytest.raises(ValueError, match="labels"):
+        type(DATA)(DATA.X, DATA.y + 5, DATA.X_test, DATA.y_test, 3, "bad")
+
+
+def test_multi_group_full_and_polar_forms_agree_pathwise():
+    """The weight-normalized MLP (3 groups): full-form and polar-form Euler-Maruyama on one
+    Brownian path converge to each other as dt shrinks (their difference is O(dt^{1/2}) or better)."""
+    data = gaussian_mixture(n=40, dim=3, n_classes=3, seed=1)
+    m = WeightNormMLP(data, hidden=3, batch_size=4)
+    eta, lam = 0.1, 0.05
+    w0 = m.random_init(seed=3)
+    ts = np.array([0.0, 20.0, 40.0])
+    full, polar = sgd_sde(m, eta, lam), polar_sde(m, eta, lam)
+    errs = []
+    dts = [0.25, 0.0625]
+    for dt in dts:
+        kw = dict(n_paths=40, seed=1, brownian_dt=0.25, dt=dt)
+        a = sdesim.solve(full, w0, ts, **kw).ys[-1]
+        b = full_from_polar(sdesim.solve(polar, polar_state(w0, eta, model=m), ts, **kw).ys[-1], m)
+        errs.append(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=-1))))
+    # strong order >= 1/2 for both schemes: a 4x smaller step must shrink the gap by >= 2x (here ~4x)
+    assert errs[1] < errs[0] / 2, errs
+    # each group has its own norm: the three group norms end up different
+    norms = group_norms(a, m.group_offsets).mean(axis=0)
+    assert np.ptp(norms) > 0.02
+
