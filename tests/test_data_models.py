@@ -111,3 +111,23 @@ def test_multi_group_full_and_polar_forms_agree_pathwise():
     norms = group_norms(a, m.group_offsets).mean(axis=0)
     assert np.ptp(norms) > 0.02
 
+
+
+def test_digits_classifier_loads_offline_and_is_consistent():
+    pytest.importorskip("sklearn")
+    from sdesim.normalized import load_digits
+    data = load_digits(test_fraction=0.25, seed=0)
+    assert data.n + len(data.y_test) == 1797 and data.p == 65 and data.n_classes == 10
+    assert np.allclose(data.X[:, -1], 1.0) and set(np.unique(data.y)) == set(range(10))
+    m = NormalizedLinearClassifier(data, batch_size=32)
+    w = m.random_init(seed=1)
+    c = 7.5
+    assert np.isclose(m.loss(c * w), m.loss(w), rtol=1e-12)
+    np.testing.assert_allclose(m.grad(c * w), m.grad(w) / c, rtol=1e-9, atol=1e-15)
+    S = np.empty((m.d, m.noise_dim))
+    m.noise_factor_kernel(w, m.params, S)
+    g = m.per_sample_grads(w)
+    Sigma = (g - g.mean(0)).T @ (g - g.mean(0)) / data.n / 32 * (data.n - 32) / (data.n - 1)
+    np.testing.assert_allclose(S @ S.T, Sigma, atol=1e-12 * np.abs(Sigma).max())
+    assert np.isclose(m.noise_traces(w)[0], np.trace(Sigma), rtol=1e-10)
+    np.testing.assert_allclose(S.T @ w, 0.0, atol=1e-12 * np.abs(S).max() * np.linalg.norm(w))
