@@ -7,7 +7,7 @@ scale-invariant group. Minibatch noise is exact (see :mod:`.minibatch`).
 import numba as nb
 import numpy as np
 
-from .minibatch import DataModel, make_data_kernels, noise_factor_scale
+from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale
 
 __all__ = ["NormalizedLinearClassifier"]
 
@@ -79,7 +79,24 @@ def _sample_stats(wn, params):
     return sq, proj
 
 
+@nb.njit
+def _raw_subset(wn, params, idx, c):
+    """``sum_b c_b M_{idx_b}`` (shape ``(d,)``) from the chosen rows only: no full forward pass."""
+    X, Y, scale = params[2], params[3], params[1][1]
+    B, p, K = idx.size, X.shape[1], Y.shape[1]
+    Xb = np.empty((B, p))
+    Yb = np.empty((B, K))
+    for b in range(B):
+        Xb[b] = X[idx[b]]
+        Yb[b] = Y[idx[b]]
+    R = softmax_residual(np.dot(Xb, wn.reshape((p, K))) * scale, Yb)
+    for b in range(B):
+        R[b] *= c[b] * scale
+    return np.dot(Xb.T, R).ravel()
+
+
 _KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats)
+_MINIBATCH_KERNEL = make_minibatch_kernel(_raw_subset)
 
 
 class NormalizedLinearClassifier(DataModel):
@@ -114,6 +131,7 @@ class NormalizedLinearClassifier(DataModel):
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
          self.noise_trace_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
+        self.raw_subset, self.minibatch_grad_kernel = _raw_subset, _MINIBATCH_KERNEL
 
     def __repr__(self):
         return (f"NormalizedLinearClassifier({self.data.name}, B={self.batch_size}, "

@@ -17,8 +17,11 @@ A data model supplies compiled primitives that work on the group-normalized weig
   gradient of sample ``i``'s loss with respect to ``wn`` (before the tangent projection);
 * ``raw_samples(wn, params)`` -> all ``M_i``, shape ``(n, d)``;
 * ``sample_stats(wn, params)`` -> ``(|M_ij|^2, M_ij . wn_j)``, each ``(n, k)`` per sample and group;
+* ``raw_subset(wn, params, idx, c)`` -> ``sum_b c_b M_{idx_b}`` from the chosen rows only (what
+  discrete SGD needs per step: no pass over all ``n`` samples);
 
-and :func:`make_data_kernels` turns them into the model interface of :mod:`.models`. The
+and :func:`make_data_kernels` turns them into the model interface of :mod:`.models`;
+:func:`make_minibatch_kernel` turns ``raw_subset`` into the minibatch gradient of discrete SGD. The
 gradient with respect to ``w`` is ``(M_ij - (M_ij . wn_j) wn_j) / |w_j|`` for group ``j``.
 ``params[0]`` holds the group offsets (int64) and ``params[1][0]`` the noise factor ``f``.
 """
@@ -28,7 +31,7 @@ import numpy as np
 
 from .models import normalize_groups, tangent_per_group
 
-__all__ = ["noise_factor_scale", "make_data_kernels"]
+__all__ = ["noise_factor_scale", "make_data_kernels", "make_minibatch_kernel"]
 
 
 def noise_factor_scale(n, batch_size, replace):
@@ -110,6 +113,20 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats):
     return grad_kernel, noise_product_kernel, noise_factor_kernel, noise_trace_kernel
 
 
+def make_minibatch_kernel(raw_subset):
+    """``minibatch_grad_kernel(w, params, idx, c, out)``: ``out = sum_b c_b g_{idx_b}(w)``, the
+    weighted sum of the chosen samples' gradients with respect to ``w`` (``c_b = 1/B``: the
+    minibatch gradient). Costs ``O(len(idx) d)``, independent of ``n``."""
+
+    @nb.njit(nogil=True)
+    def minibatch_grad_kernel(w, params, idx, c, out):
+        offsets = params[0]
+        wn, norms = normalize_groups(w, offsets)
+        tangent_per_group(raw_subset(wn, params, idx, c), wn, offsets, norms, 1.0, out)
+
+    return minibatch_grad_kernel
+
+
 class DataModel:
     """Shared NumPy-side methods of the data models (per-sample gradients, Sigma, traces, accuracy).
 
@@ -166,6 +183,16 @@ class DataModel:
         """Full-batch gradient ``grad L(w)``, shape ``(d,)``."""
         out = np.empty(self.d)
         self.grad_kernel(self._check_w(w), self.params, out)
+        return out
+
+    def minibatch_grad(self, w, idx):
+        """Mean gradient of the samples ``idx`` (repeats count repeatedly), shape ``(d,)``."""
+        w = self._check_w(w)
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= self.data.n:
+            raise ValueError(f"idx must be a non-empty 1-d array of sample indices in [0, {self.data.n})")
+        out = np.empty(self.d)
+        self.minibatch_grad_kernel(w, self.params, idx, np.full(idx.size, 1.0 / idx.size), out)
         return out
 
     def per_sample_grads(self, w):

@@ -11,7 +11,7 @@ import numba as nb
 import numpy as np
 
 from .classifier import softmax_residual
-from .minibatch import DataModel, make_data_kernels, noise_factor_scale
+from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale
 
 __all__ = ["WeightNormMLP"]
 
@@ -36,6 +36,19 @@ def _logits(wn, params, X):
 def _unit_coefficients(wn, params):
     """``Q_ij = d loss_i / d (x_i . ubar_j)`` and the pre-activations ``S``; ``M_ij = Q_ij x_i``."""
     X, Y, scale, gain, A = params[2], params[3], params[1][1], params[1][2], params[5]
+    S, H, Z = _forward(wn, params, X)
+    R = softmax_residual(Z, Y)
+    Q = np.dot(R, A.T) * (scale * gain)
+    for i in range(Q.shape[0]):
+        for j in range(Q.shape[1]):
+            Q[i, j] *= 1.0 - H[i, j] * H[i, j]
+    return Q, S
+
+
+@nb.njit
+def _coefficients(wn, params, X, Y):
+    """:func:`_unit_coefficients` on given rows ``X``, one-hot labels ``Y``."""
+    scale, gain, A = params[1][1], params[1][2], params[5]
     S, H, Z = _forward(wn, params, X)
     R = softmax_residual(Z, Y)
     Q = np.dot(R, A.T) * (scale * gain)
@@ -82,7 +95,24 @@ def _sample_stats(wn, params):
     return sq, proj
 
 
+@nb.njit
+def _raw_subset(wn, params, idx, c):
+    """``sum_b c_b M_{idx_b}`` (shape ``(d,)``) from the chosen rows only: no full forward pass."""
+    X, Y = params[2], params[3]
+    B, K = idx.size, Y.shape[1]
+    Xb = np.empty((B, X.shape[1]))
+    Yb = np.empty((B, K))
+    for b in range(B):
+        Xb[b] = X[idx[b]]
+        Yb[b] = Y[idx[b]]
+    Q, _ = _coefficients(wn, params, Xb, Yb)
+    for b in range(B):
+        Q[b] *= c[b]
+    return np.dot(Q.T, Xb).ravel()
+
+
 _KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats)
+_MINIBATCH_KERNEL = make_minibatch_kernel(_raw_subset)
 
 
 class WeightNormMLP(DataModel):
@@ -127,6 +157,7 @@ class WeightNormMLP(DataModel):
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
          self.noise_trace_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
+        self.raw_subset, self.minibatch_grad_kernel = _raw_subset, _MINIBATCH_KERNEL
 
     def __repr__(self):
         return (f"WeightNormMLP({self.data.name}, hidden={self.hidden}, B={self.batch_size}, "

@@ -12,6 +12,9 @@ group ``j`` and ``c > 0``. Every model exposes:
   (``out = S(w) dB`` with ``S S^T = Sigma``, ``S`` of shape ``(d, noise_dim)``, never formed),
   ``noise_factor_kernel(w, params, out)`` (the full ``S``, for Milstein and checks) and
   ``noise_trace_kernel(w, params, out)`` (writes the ``k`` group traces of Sigma(w)).
+
+For discrete SGD (:mod:`.sgd`) the sphere model also has a compiled ``loss_kernel(w, params)``;
+the data models have ``minibatch_grad_kernel(w, params, idx, c, out)`` (see :mod:`.minibatch`).
 """
 
 import numba as nb
@@ -89,6 +92,24 @@ def _sphere_grad(w, params, out):
 
 
 @nb.njit
+def _sphere_loss(w, params):
+    """L(w) = 1/2 wbar^T H wbar (0 for a flat model)."""
+    H = params[0]
+    if H.shape[0] == 0:
+        return 0.0
+    r2 = 0.0
+    for i in range(w.size):
+        r2 += w[i] * w[i]
+    acc = 0.0
+    for i in range(w.size):
+        row = 0.0
+        for j in range(w.size):
+            row += H[i, j] * w[j]
+        acc += w[i] * row
+    return 0.5 * acc / r2
+
+
+@nb.njit
 def _sphere_noise_product(w, params, dB, out):
     """S(w) dB with S = (s / |w|) (I - wbar wbar^T)  (a projector, so S S^T = Sigma)."""
     s = params[1][0]
@@ -146,6 +167,7 @@ class SphereModel:
         self.noise_product_kernel = _sphere_noise_product
         self.noise_trace_kernel = _sphere_noise_trace
         self.noise_factor_kernel = _sphere_noise_factor
+        self.loss_kernel = _sphere_loss  # compiled L(w), used by discrete SGD to record the loss
         self.noise_dim = self.d
         self.group_offsets = np.array([0, self.d], dtype=np.int64)
 

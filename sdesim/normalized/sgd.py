@@ -1,0 +1,666 @@
+"""Discrete SGD (plain, heavy-ball momentum, SVAG) on the scale-invariant models, compiled and
+reproducible. Time is in SGD steps, the SDE's clock.
+
+Update (``eta_k``, ``lam_k`` the learning rate and weight decay in force at step ``k``)::
+
+    plain:       w_{k+1} = (1 - eta_k lam_k) w_k - eta_k g_k
+    heavy ball:  v_{k+1} = a v_k + g_k + lam_k w_k,   w_{k+1} = w_k - eta_k v_{k+1},   v_0 = 0
+
+Stochastic gradients ``g_k``:
+
+* data models (:class:`NormalizedLinearClassifier`, :class:`WeightNormMLP`): a real minibatch
+  gradient, the mean of ``B = model.batch_size`` per-sample gradients of samples drawn with
+  replacement (``model.replace``) or as ``B`` distinct indices (Floyd's algorithm), computed
+  from those ``B`` rows only;
+* the sphere model: ``g_k = grad L(w_k) + S(w_k) z_k`` with ``z_k`` standard normal of
+  dimension ``noise_dim`` (so ``Cov g_k = Sigma(w_k)`` exactly).
+
+SVAG with factor ``l`` (Li, Malladi & Arora 2021): one unit of time is ``l`` sub-steps, each
+with learning rate ``eta/l`` and the gradient ``r1 g' + r2 g''`` of two independent minibatches
+(independent noises on the sphere), ``r1,2 = (1 +- sqrt(2l - 1))/2``; mean ``grad L``, covariance
+``l Sigma``, so ``l`` sub-steps carry the SDE's ``eta^2 Sigma`` noise per unit time and the
+runs tend to the SDE as ``l -> inf``. ``l = 1`` is plain SGD.
+
+Random numbers are counter-based (:mod:`sdesim._rng`): the draws of sub-step ``s`` of run ``r``
+are a function of ``(seed, r, s, draw)`` only, so results do not depend on ``n_threads``, on how
+runs are split, or on ``n_runs`` (run ``r`` is the same in every ensemble that holds it), and
+the same seed gives the same minibatch/noise sequence whatever the rates and the start
+(what the exact scale equivalence needs).
+"""
+
+import math
+import numbers
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numba as nb
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from .._rng import _counter, normals_range, philox4x32, seed_to_key
+from .minibatch import DataModel
+from .models import SphereModel, normalize_groups
+from .schedules import Schedule, as_schedule, schedule_value
+
+__all__ = ["run_sgd", "SGDResult", "SGDDivergenceError", "sgd_draws", "svag_coefficients"]
+
+#: Philox tags of SGD's draws (the Brownian tree uses 0..33): Gaussian noise of the first and
+#: second (SVAG) gradient, and minibatch indices of the first and second minibatch.
+TAG_NOISE = (40, 41)
+TAG_BATCH = (42, 43)
+#: Sub-steps per run are counted in the 32-bit cell word of the counter.
+MAX_SUBSTEPS = 2**32
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+
+
+class SGDDivergenceError(FloatingPointError):
+    """Some runs became non-finite or had a group collapse to norm zero.
+
+    ``runs``: their indices; ``steps``: the step (time unit) at which each was first seen bad.
+    """
+
+    def __init__(self, runs, steps, n_runs):
+        self.runs = np.asarray(runs)
+        self.steps = np.asarray(steps)
+        shown = ", ".join(f"run {r} at step {s}" for r, s in zip(self.runs[:5], self.steps[:5]))
+        more = "" if len(self.runs) <= 5 else f", ... ({len(self.runs) - 5} more)"
+        super().__init__(
+            f"{len(self.runs)} of {n_runs} SGD runs diverged (non-finite weights or a zero group "
+            f"norm): {shown}{more}. Lower the learning rate, or pass on_nonfinite='flag' to get the "
+            "other runs with the failed ones marked.")
+
+
+@dataclass
+class SGDResult:
+    """What :func:`run_sgd` returns. ``T`` recorded steps, ``R`` runs, ``k`` scale-invariant groups.
+
+    Attributes
+    ----------
+    steps : (T,) the recorded steps (time units; one unit is ``svag`` sub-steps).
+    norms : (T, R, k) ``|w_j|`` of each group.
+    eta_eff : (T, R, k) effective learning rate ``eta / |w_j|^2`` with the ``eta`` in force at
+        that step (the SDE's ``eta``, not the SVAG sub-step's ``eta / l``).
+    angle : (T, R, k) angle between group ``j`` of the iterate and of the iterate one step
+        (one time unit) earlier; NaN at step 0.
+    loss : (T, R) training loss: mean cross-entropy over the whole training set (data models)
+        or ``model.loss`` (sphere); None when ``record_loss=False``.
+    train_acc, test_acc : (T, R) accuracy on the training / held-out set (data models; None on
+        the sphere, without a held-out set, or with ``record_loss=False``).
+    iterates : (T, R, d) the weights, when ``record_iterate=True``; else None.
+    failed, failed_at : runs that diverged and the step at which each was seen bad (only
+        with ``on_nonfinite='flag'``); their records are NaN from there on.
+    group_offsets, lr, wd, momentum, svag, seed : how the runs were made.
+    stats : ``compile_s``, ``run_s``, ``n_substeps``.
+    """
+
+    steps: np.ndarray
+    norms: np.ndarray
+    eta_eff: np.ndarray
+    angle: np.ndarray
+    loss: np.ndarray = None
+    train_acc: np.ndarray = None
+    test_acc: np.ndarray = None
+    iterates: np.ndarray = None
+    failed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    failed_at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    group_offsets: np.ndarray = None
+    lr: Schedule = None
+    wd: Schedule = None
+    momentum: float = 0.0
+    svag: int = 1
+    seed: int = 0
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def n_runs(self):
+        return self.norms.shape[1]
+
+    @property
+    def success(self):
+        """True when no run diverged."""
+        return self.failed.size == 0
+
+    def __repr__(self):
+        return (f"SGDResult(T={self.steps.size}, runs={self.n_runs}, groups={self.norms.shape[2]}, "
+                f"momentum={self.momentum}, svag={self.svag}, failed={self.failed.size})")
+
+
+def svag_coefficients(l):
+    """``(r1, r2) = ((1 + sqrt(2l - 1))/2, (1 - sqrt(2l - 1))/2)``: ``r1 + r2 = 1``, ``r1^2 + r2^2 = l``."""
+    s = math.sqrt(2.0 * l - 1.0)
+    return 0.5 * (1.0 + s), 0.5 * (1.0 - s)
+
+
+# ----------------------------------------------------------------------------- compiled draws
+@nb.njit(cache=True)
+def _fill_normals(k0, k1, tag, count, cell, path, out):
+    """Standard normals ``0..count-1`` of counter block (tag, cell, path) into ``out`` (one
+    compiled copy of :func:`sdesim._rng.normals_range`, shared by every caller)."""
+    normals_range(k0, k1, tag, 0, count, cell, path, out)
+
+
+@nb.njit(inline="always", cache=True)
+def _word(k0, k1, tag, number, cell, path):
+    """64 random bits number ``number`` of counter block (tag, cell, path)."""
+    c0, c1, c2, c3 = _counter(tag, number >> 1, cell, path)
+    a, b = philox4x32(c0, c1, c2, c3, k0, k1)
+    return b if number & 1 else a
+
+
+@nb.njit(inline="always", cache=True)
+def _below(u, n):
+    """``floor(u n / 2**64)`` for a uint64 ``u`` and ``0 < n < 2**32``: an integer in ``[0, n)``
+    (Lemire's multiply-shift; its bias, at most ``n / 2**64``, is far below any measurable effect)."""
+    nn = np.uint64(n)
+    hi = u >> _S32
+    lo = u & _MASK32
+    return np.int64((hi * nn + ((lo * nn) >> _S32)) >> _S32)
+
+
+@nb.njit(cache=True)
+def _draw_batch(k0, k1, tag, cell, path, n, B, replace, idx, mark):
+    """``B`` sample indices into ``idx[:B]``: i.i.d. uniform (``replace``) or a uniform random
+    ``B``-subset (Floyd's algorithm; ``mark`` is an all-False scratch array of size ``n``)."""
+    if replace:
+        for b in range(B):
+            idx[b] = _below(_word(k0, k1, tag, b, cell, path), n)
+        return
+    pos = 0
+    for j in range(n - B, n):
+        t = _below(_word(k0, k1, tag, pos, cell, path), j + 1)
+        if mark[t]:
+            t = j
+        mark[t] = True
+        idx[pos] = t
+        pos += 1
+    for b in range(B):
+        mark[idx[b]] = False
+
+
+# ----------------------------------------------------------------------------- per-model pieces
+def _gaussian_pieces(model):
+    """Stochastic gradient ``grad L + S z`` (sphere model), its workspace and the loss."""
+    grad, product, loss = model.grad_kernel, model.noise_product_kernel, model.loss_kernel
+
+    @nb.njit
+    def alloc(info):
+        m, d = info[3], info[4]
+        return np.empty(m), np.empty(m), np.empty(d)
+
+    @nb.njit
+    def draws(k0, k1, run, sub, two, info, ws):
+        z1, z2, _ = ws
+        m = info[3]
+        _fill_normals(k0, k1, TAG_NOISE[0], m, sub, run, z1)
+        if two:
+            _fill_normals(k0, k1, TAG_NOISE[1], m, sub, run, z2)
+
+    @nb.njit
+    def stoch_grad(w, params, k0, k1, run, sub, two, r1, r2, info, g, ws):
+        z1, z2, tmp = ws
+        draws(k0, k1, run, sub, two, info, ws)
+        if two:
+            for i in range(z1.size):  # r1 (grad + S z1) + r2 (grad + S z2), r1 + r2 = 1
+                z1[i] = r1 * z1[i] + r2 * z2[i]
+        grad(w, params, g)
+        product(w, params, z1, tmp)
+        for i in range(g.size):
+            g[i] += tmp[i]
+
+    @nb.njit
+    def evaluate(w, params, ev):
+        return loss(w, params), np.nan, np.nan
+
+    return alloc, draws, stoch_grad, evaluate
+
+
+def _data_pieces(model):
+    """Minibatch gradient from ``B`` (or ``2B`` under SVAG) drawn rows, workspace, and
+    full-data loss/accuracy for the records."""
+    minibatch, logits = model.minibatch_grad_kernel, model._logits
+
+    @nb.njit
+    def alloc(info):
+        n, B = info[0], info[1]
+        return np.empty(2 * B, np.int64), np.empty(2 * B), np.zeros(n, np.bool_)
+
+    @nb.njit
+    def draws(k0, k1, run, sub, two, info, ws):
+        idx, _, mark = ws
+        n, B, replace = info[0], info[1], info[2] != 0
+        _draw_batch(k0, k1, TAG_BATCH[0], sub, run, n, B, replace, idx[:B], mark)
+        if two:
+            _draw_batch(k0, k1, TAG_BATCH[1], sub, run, n, B, replace, idx[B:], mark)
+
+    @nb.njit
+    def stoch_grad(w, params, k0, k1, run, sub, two, r1, r2, info, g, ws):
+        idx, c, _ = ws
+        B = info[1]
+        draws(k0, k1, run, sub, two, info, ws)
+        if two:
+            for b in range(B):
+                c[b] = r1 / B
+                c[B + b] = r2 / B
+            minibatch(w, params, idx, c, g)
+        else:
+            for b in range(B):
+                c[b] = 1.0 / B
+            minibatch(w, params, idx[:B], c[:B], g)
+
+    @nb.njit
+    def _ce_acc(wn, params, X, y):
+        Z = logits(wn, params, X)
+        n, K = Z.shape
+        loss = 0.0
+        hits = 0
+        for i in range(n):
+            zmax = Z[i, 0]
+            best = 0
+            for k in range(1, K):
+                if Z[i, k] > zmax:
+                    zmax = Z[i, k]
+                    best = k
+            total = 0.0
+            for k in range(K):
+                total += np.exp(Z[i, k] - zmax)
+            loss += zmax + np.log(total) - Z[i, y[i]]
+            hits += best == y[i]
+        return loss / n, hits / n
+
+    @nb.njit
+    def evaluate(w, params, ev):
+        X, y, Xt, yt = ev
+        wn, _ = normalize_groups(w, params[0])
+        loss, acc = _ce_acc(wn, params, X, y)
+        tacc = np.nan
+        if yt.size > 0:
+            tacc = _ce_acc(wn, params, Xt, yt)[1]
+        return loss, acc, tacc
+
+    return alloc, draws, stoch_grad, evaluate
+
+
+# ----------------------------------------------------------------------------- the kernel
+# Model-independent pieces live at module level (compiled once, cached on disk); the kernel
+# itself is a closure over the model's compiled gradient, so it is built once per model class.
+@nb.njit(cache=True)
+def _record_geometry(q, run, w, prev, has_prev, eta, offsets, store_iter, norms, eta_eff, angle, iters):
+    """Group norms, eta_eff, the angle to ``prev`` (one step earlier) and the iterate at record ``q``."""
+    for j in range(offsets.size - 1):
+        a, b = offsets[j], offsets[j + 1]
+        r = 0.0
+        for i in range(a, b):
+            r += w[i] * w[i]
+        r = np.sqrt(r)
+        norms[q, run, j] = r
+        eta_eff[q, run, j] = eta / (r * r)
+        if has_prev:
+            rp = 0.0
+            for i in range(a, b):
+                rp += prev[i] * prev[i]
+            rp = np.sqrt(rp)
+            dm = 0.0
+            dp = 0.0
+            for i in range(a, b):  # angle = 2 atan2(|u - v|, |u + v|): accurate for small angles
+                u = w[i] / r
+                v = prev[i] / rp
+                dm += (u - v) * (u - v)
+                dp += (u + v) * (u + v)
+            angle[q, run, j] = 2.0 * np.arctan2(np.sqrt(dm), np.sqrt(dp))
+        else:
+            angle[q, run, j] = np.nan
+    if store_iter:
+        for i in range(w.size):
+            iters[q, run, i] = w[i]
+
+
+@nb.njit(cache=True)
+def _mark_failed(q, run, offsets, do_eval, store_iter, norms, eta_eff, angle, loss, acc, tacc, iters):
+    """NaN in every record of ``run`` from ``q`` on."""
+    for qq in range(q, norms.shape[0]):
+        for j in range(offsets.size - 1):
+            norms[qq, run, j] = np.nan
+            eta_eff[qq, run, j] = np.nan
+            angle[qq, run, j] = np.nan
+        if do_eval:
+            loss[qq, run] = np.nan
+            acc[qq, run] = np.nan
+            tacc[qq, run] = np.nan
+        if store_iter:
+            for i in range(iters.shape[2]):
+                iters[qq, run, i] = np.nan
+
+
+@nb.njit(cache=True)
+def _healthy(w, offsets):
+    """Every group finite with a positive norm."""
+    for j in range(offsets.size - 1):
+        r = 0.0
+        for i in range(offsets[j], offsets[j + 1]):
+            r += w[i] * w[i]
+        if not (np.isfinite(r) and r > 0.0):
+            return False
+    return True
+
+
+@nb.njit(cache=True)
+def _update(w, v, g, es, lam, mom):
+    """Plain: ``w <- (1 - es lam) w - es g``; heavy ball: ``v <- a v + g + lam w``, ``w <- w - es v``."""
+    if mom == 0.0:
+        decay = 1.0 - es * lam
+        for i in range(w.size):
+            w[i] = decay * w[i] - es * g[i]
+    else:
+        for i in range(w.size):
+            v[i] = mom * v[i] + g[i] + lam * w[i]
+            w[i] -= es * v[i]
+
+
+def _build_kernel(alloc, stoch_grad, evaluate):
+    """One compiled loop for every model kind: runs ``lo..hi-1``, steps in a compiled loop."""
+
+    @nb.njit(nogil=True)
+    def kernel(w0s, l, r1, r2, mom, rec, lrT, lrV, wdT, wdV, k0, k1, params, info, offsets, ev,
+               do_eval, store_iter, norms, eta_eff, angle, loss, acc, tacc, iters, fail, lo, hi):
+        d = w0s.shape[1]
+        T = rec.size
+        per_run = w0s.shape[0] > 1
+        two = l > 1
+        for run in range(lo, hi):
+            w = w0s[run if per_run else 0].copy()
+            v = np.zeros(d)
+            g = np.empty(d)
+            prev = np.empty(d)
+            ws = alloc(info)
+            q = 0
+            k = 0
+            bad = False
+            while q < T:
+                target = rec[q]
+                while k < target:
+                    if k == target - 1:
+                        for i in range(d):
+                            prev[i] = w[i]
+                    for s in range(l):
+                        sub = k * l + s
+                        t = sub / l
+                        eta = schedule_value(t, lrT, lrV)
+                        lam = schedule_value(t, wdT, wdV)
+                        stoch_grad(w, params, k0, k1, run, sub, two, r1, r2, info, g, ws)
+                        _update(w, v, g, eta / l, lam, mom)
+                    k += 1
+                    if not _healthy(w, offsets):
+                        bad = True
+                        fail[run] = k
+                        break
+                if bad:
+                    _mark_failed(q, run, offsets, do_eval, store_iter, norms, eta_eff, angle, loss, acc,
+                                 tacc, iters)
+                    break
+                _record_geometry(q, run, w, prev, target > 0, schedule_value(float(target), lrT, lrV),
+                                 offsets, store_iter, norms, eta_eff, angle, iters)
+                if do_eval:
+                    loss[q, run], acc[q, run], tacc[q, run] = evaluate(w, params, ev)
+                q += 1
+
+    return kernel
+
+
+_CACHE = {}
+
+
+def _kind(model):
+    if isinstance(model, DataModel) and hasattr(model, "minibatch_grad_kernel"):
+        return "data"
+    if isinstance(model, SphereModel):
+        return "gaussian"
+    raise TypeError(f"run_sgd supports SphereModel and the data models (NormalizedLinearClassifier, "
+                    f"WeightNormMLP), got {type(model).__name__}")
+
+
+def _pieces(model):
+    """(kind, alloc, draws, stoch_grad, evaluate, kernel), compiled once per model class."""
+    kind = _kind(model)
+    if kind == "data":
+        key = (kind, model.minibatch_grad_kernel, model._logits)
+    else:
+        key = (kind, model.grad_kernel, model.noise_product_kernel, model.loss_kernel)
+    if key not in _CACHE:
+        alloc, draws, stoch_grad, evaluate = (_data_pieces if kind == "data" else _gaussian_pieces)(model)
+        _CACHE[key] = (kind, alloc, draws, stoch_grad, evaluate, _build_kernel(alloc, stoch_grad, evaluate))
+    return _CACHE[key]
+
+
+def _info(model, kind):
+    if kind == "data":
+        n, B, rep = model.data.n, model.batch_size, int(model.replace)
+    else:
+        n, B, rep = 0, 0, 0
+    return np.array([n, B, rep, model.noise_dim, model.d], dtype=np.int64)
+
+
+def _eval_args(model, kind):
+    if kind == "data":
+        data = model.data
+        return (np.ascontiguousarray(data.X, dtype=np.float64), np.ascontiguousarray(data.y, dtype=np.int64),
+                np.ascontiguousarray(data.X_test, dtype=np.float64),
+                np.ascontiguousarray(data.y_test, dtype=np.int64))
+    return (np.zeros((0, 1)), np.zeros(0, np.int64), np.zeros((0, 1)), np.zeros(0, np.int64))
+
+
+# ----------------------------------------------------------------------------- public API
+def run_sgd(model, lr, wd, w0, record_steps, *, n_runs=None, seed=0, momentum=0.0, svag=1,
+            record_iterate=False, record_loss=True, on_nonfinite="raise", n_threads=None,
+            progress=False):
+    """Run ``n_runs`` independent discrete-SGD runs on ``model`` and record them -> :class:`SGDResult`.
+
+    Parameters
+    ----------
+    model : :class:`SphereModel`, :class:`NormalizedLinearClassifier` or :class:`WeightNormMLP`.
+        Data models use real minibatches of ``model.batch_size`` samples (with or without
+        replacement per ``model.replace``); the sphere model uses ``grad L + S(w) z``.
+    lr, wd : positive numbers or :class:`Schedule` (the value at step ``k`` is ``schedule(k)``;
+        under SVAG sub-step ``s`` of step ``k`` uses the value at time ``k + s/l``).
+        ``eta lam / svag < 1`` is required at every step.
+    w0 : (d,) shared start, or (n_runs, d), one per run.
+    record_steps : strictly increasing non-negative integers (steps = time units); 0 records
+        the start. The runs go to ``record_steps[-1]``.
+    n_runs : number of runs (default ``w0.shape[0]`` for a 2-d ``w0``, else 1).
+    seed : non-negative integer. Run ``r`` depends on ``(seed, r)`` only.
+    momentum : heavy-ball coefficient ``a`` in ``[0, 1)``:
+        ``v_{k+1} = a v_k + g_k + lam_k w_k``, ``w_{k+1} = w_k - eta_k v_{k+1}``, ``v_0 = 0``
+        (``a = 0`` is plain SGD ``w_{k+1} = (1 - eta_k lam_k) w_k - eta_k g_k``).
+    svag : SVAG factor ``l >= 1`` (integer): ``l`` sub-steps of ``eta/l`` with the two-minibatch
+        gradient make one step; ``l = 1`` is plain SGD. Not combined with momentum.
+    record_iterate : also return the weights at the recorded steps.
+    record_loss : record the training loss (and accuracies on data models). On data models each
+        record costs a pass over the whole training (and test) set; turn off for dense records.
+    on_nonfinite : ``"raise"`` (default: :class:`SGDDivergenceError`) or ``"flag"`` (return,
+        with ``failed``/``failed_at`` set and the failed runs' records NaN from there on).
+    n_threads : worker threads (default: CPU count). Results are bitwise independent of it.
+    progress : progress bar over blocks of runs.
+    """
+    kind, _, _, _, _, kernel = _pieces(model)
+    lr_s, wd_s = as_schedule(lr, "lr"), as_schedule(wd, "wd")
+    rec = _check_record_steps(record_steps)
+    l = _check_svag(svag)
+    mom = _check_momentum(momentum)
+    if mom != 0.0 and l > 1:
+        raise ValueError("SVAG is implemented for plain SGD only; use momentum=0 with svag > 1")
+    _check_decay(lr_s, wd_s, l, int(rec[-1]))
+    w0s, R = _check_w0(model, w0, n_runs)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
+    k0, k1 = seed_to_key(seed)
+    if on_nonfinite not in ("raise", "flag"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
+    n_threads = (os.cpu_count() or 1) if n_threads is None else n_threads
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
+    if int(rec[-1]) * l >= MAX_SUBSTEPS:
+        raise ValueError(f"record_steps[-1] * svag must be below 2**32 sub-steps, got {int(rec[-1]) * l}")
+
+    r1, r2 = svag_coefficients(l)
+    T, k, d = rec.size, model.n_groups, model.d
+    do_eval = bool(record_loss)
+    has_acc = do_eval and kind == "data"
+    has_test = has_acc and model.data.y_test.size > 0
+    store_iter = bool(record_iterate)
+    norms = np.empty((T, R, k))
+    eta_eff = np.empty((T, R, k))
+    angle = np.empty((T, R, k))
+    loss = np.empty((T, R) if do_eval else (1, 1))
+    acc = np.empty((T, R) if do_eval else (1, 1))
+    tacc = np.empty((T, R) if do_eval else (1, 1))
+    iters = np.empty((T, R, d) if store_iter else (1, 1, 1))
+    fail = np.full(R, -1, dtype=np.int64)
+    offsets = np.ascontiguousarray(model.group_offsets, dtype=np.int64)
+    fixed = (w0s, np.int64(l), float(r1), float(r2), float(mom), rec, lr_s.times, lr_s.values,
+             wd_s.times, wd_s.values, k0, k1, tuple(model.params), _info(model, kind), offsets,
+             _eval_args(model, kind), do_eval, store_iter, norms, eta_eff, angle, loss, acc, tacc, iters, fail)
+
+    t_c = time.perf_counter()
+    kernel(*fixed, np.int64(0), np.int64(0))  # compiles for these types (no run is made)
+    compile_s = time.perf_counter() - t_c
+    t_r = time.perf_counter()
+    _run_parallel(kernel, fixed, R, int(n_threads), progress)
+    run_s = time.perf_counter() - t_r
+
+    res = SGDResult(steps=rec.copy(), norms=norms, eta_eff=eta_eff, angle=angle,
+                    loss=loss if do_eval else None, train_acc=acc if has_acc else None,
+                    test_acc=tacc if has_test else None, iterates=iters if store_iter else None,
+                    group_offsets=offsets, lr=lr_s, wd=wd_s, momentum=mom, svag=l, seed=int(seed),
+                    stats={"compile_s": compile_s, "run_s": run_s, "n_substeps": int(rec[-1]) * l,
+                           "n_runs": R})
+    bad = np.flatnonzero(fail >= 0)
+    if bad.size:
+        if on_nonfinite == "raise":
+            raise SGDDivergenceError(bad, fail[bad], R)
+        res.failed, res.failed_at = bad, fail[bad]
+    return res
+
+
+def _run_parallel(kernel, fixed, R, n_threads, progress):
+    """Runs ``0..R-1`` in pieces on a thread pool (the kernel releases the GIL), BLAS held to one
+    thread meanwhile (the data models' full-data evaluation calls ``np.dot``)."""
+    n_threads = max(1, min(n_threads, R))
+    n_pieces = min(R, 4 * n_threads if n_threads > 1 else (64 if progress else 1))
+    bounds = np.linspace(0, R, n_pieces + 1).round().astype(np.int64)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=R, desc="SGD runs", unit="run")
+    with threadpool_limits(limits=1, user_api="blas"):
+        if n_threads == 1:
+            for i in range(n_pieces):
+                kernel(*fixed, bounds[i], bounds[i + 1])
+                if bar is not None:
+                    bar.update(int(bounds[i + 1] - bounds[i]))
+        else:
+            with ThreadPoolExecutor(max_workers=n_threads) as pool:
+                futures = [pool.submit(kernel, *fixed, bounds[i], bounds[i + 1]) for i in range(n_pieces)]
+                for i, f in enumerate(futures):
+                    f.result()
+                    if bar is not None:
+                        bar.update(int(bounds[i + 1] - bounds[i]))
+    if bar is not None:
+        bar.close()
+
+
+def sgd_draws(model, seed, run, substep, *, svag=1):
+    """The random draws run ``run`` uses at sub-step ``substep`` (``= step * svag + s``).
+
+    Data models: a list of one (two under SVAG) index arrays of ``model.batch_size`` samples.
+    Sphere model: a list of one (two) standard-normal vectors ``z`` of size ``noise_dim``; the
+    gradient is ``grad L + S(w)(r1 z' + r2 z'')`` (``z`` alone for plain SGD).
+    For checks: :func:`run_sgd` draws exactly these.
+    """
+    kind, alloc, draws, _, _, _ = _pieces(model)
+    l = _check_svag(svag)
+    k0, k1 = seed_to_key(seed)
+    info = _info(model, kind)
+    ws = alloc(info)
+    draws(k0, k1, np.int64(run), np.int64(substep), l > 1, info, ws)
+    if kind == "data":
+        B = model.batch_size
+        return [ws[0][:B].copy()] + ([ws[0][B:].copy()] if l > 1 else [])
+    return [ws[0].copy()] + ([ws[1].copy()] if l > 1 else [])
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_record_steps(steps):
+    arr = np.asarray(steps)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"record_steps must be a non-empty 1-d array of steps, got shape {arr.shape}")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise ValueError("record_steps must hold integers")
+    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+        raise ValueError("record_steps must hold integers (steps), not fractions, NaN or inf")
+    arr = arr.astype(np.int64)
+    if arr[0] < 0:
+        raise ValueError(f"record_steps must be non-negative, got {arr[0]}")
+    if np.any(np.diff(arr) <= 0):
+        i = int(np.flatnonzero(np.diff(arr) <= 0)[0])
+        raise ValueError(f"record_steps must be strictly increasing; record_steps[{i}]={arr[i]} >= "
+                         f"record_steps[{i + 1}]={arr[i + 1]}")
+    return np.ascontiguousarray(arr)
+
+
+def _check_svag(svag):
+    if isinstance(svag, bool) or not isinstance(svag, numbers.Integral) or svag < 1:
+        raise ValueError(f"svag must be an integer >= 1, got {svag!r}")
+    return int(svag)
+
+
+def _check_momentum(a):
+    if isinstance(a, bool) or not isinstance(a, numbers.Real) or not (0.0 <= a < 1.0):
+        raise ValueError(f"momentum must lie in [0, 1), got {a!r}")
+    return float(a)
+
+
+def _check_decay(lr, wd, l, last):
+    """``eta lam / l < 1`` on every piece of the two schedules that the runs reach."""
+    times = np.union1d(lr.times, wd.times)
+    ts = np.concatenate([[0.0], times[(times > 0) & (times < last)]])
+    prod = lr(ts) * wd(ts) / l
+    if np.any(prod >= 1.0):
+        i = int(np.argmax(prod))
+        raise ValueError(f"eta * lam / svag must be < 1 (the weight-decay factor 1 - eta lam / l would "
+                         f"not be positive); it is {prod[i]:g} from step {ts[i]:g}")
+
+
+def _check_w0(model, w0, n_runs):
+    w0 = np.asarray(w0)
+    if not np.issubdtype(w0.dtype, np.number) or np.iscomplexobj(w0) or w0.dtype == bool:
+        raise TypeError(f"w0 must be a real array, got dtype {w0.dtype}")
+    d = model.d
+    if w0.ndim == 1:
+        if w0.shape[0] != d:
+            raise ValueError(f"w0 has length {w0.shape[0]} but the model has d={d}")
+        R = 1 if n_runs is None else n_runs
+        w0s = w0[None, :]
+    elif w0.ndim == 2:
+        if w0.shape[1] != d:
+            raise ValueError(f"w0 has shape {w0.shape}; expected (n_runs, {d})")
+        if n_runs is not None and n_runs != w0.shape[0]:
+            raise ValueError(f"w0 has {w0.shape[0]} rows but n_runs={n_runs}")
+        R = w0.shape[0]
+        w0s = w0
+    else:
+        raise ValueError(f"w0 must have shape ({d},) or (n_runs, {d}), got {w0.shape}")
+    if isinstance(R, bool) or not isinstance(R, numbers.Integral) or R < 1:
+        raise ValueError(f"n_runs must be a positive integer, got {R!r}")
+    if R >= 2**32:
+        raise ValueError("n_runs must be below 2**32")
+    w0s = np.ascontiguousarray(w0s, dtype=np.float64)
+    if not np.all(np.isfinite(w0s)):
+        raise ValueError("w0 contains NaN or inf")
+    off = model.group_offsets
+    for a, b in zip(off[:-1], off[1:]):
+        if np.any(np.linalg.norm(w0s[:, a:b], axis=1) == 0):
+            raise ValueError("a scale-invariant group of w0 is zero; its direction is undefined")
+    return w0s, int(R)
