@@ -1,0 +1,114 @@
+""""Only the last learning-rate decay matters, given time" (Li, Lyu & Arora 2020), on the digits
+classifier with discrete SGD.
+
+Two schedules with the same weight decay lam and the same final learning rate eta_0/10:
+
+  several decays : eta_0 -> eta_0/sqrt(10) at T1 -> eta_0/10 at T2
+  last only      : eta_0 until T2 -> eta_0/10 at T2 (skips the early decay, trains longer at eta_0)
+
+After the last decay both run 6/lam_e,final steps (lam_e,final = eta_0 lam/10). The theory says
+the state after the last decay forgets the history in O(1/lam_e,final) steps: final train and
+test accuracy, training loss and eta_eff = eta/|w|^2 should agree within their standard errors
+(over independent runs), while shortly after T2 they may still differ.
+
+    python examples/last_decay.py [--quick] [--out results/last_decay] [--seed 0]
+
+Writes last_decay.json and last_decay.png under --out.
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from sdesim._io import write_json_atomic
+from sdesim.normalized import NormalizedLinearClassifier, Schedule, load_digits, run_sgd
+
+
+def _mean_se(x):
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size))
+
+
+def run(quick=False, out="results/last_decay", seed=0):
+    t_start = time.perf_counter()
+    model = NormalizedLinearClassifier(load_digits(), batch_size=32)
+    eta0 = 1.0
+    lam = 0.03 if quick else 0.01
+    lam_e_final = eta0 * lam / 10
+    T1 = int(round(0.5 / (eta0 * lam)))
+    T2 = 2 * T1 + int(round(1.0 / (eta0 * lam)))
+    T_end = T2 + int(round(6.0 / lam_e_final))
+    n_runs = 24 if quick else 64
+    steps = np.unique(np.r_[np.linspace(0, T_end, 121), T2 + np.array([0.1, 0.3, 1.0]) / lam_e_final].round()
+                      ).astype(np.int64)
+    schedules = {"several decays": Schedule([eta0, eta0 / np.sqrt(10), eta0 / 10], [T1, T2]),
+                 "last only": Schedule([eta0, eta0 / 10], [T2])}
+    w0 = model.random_init(n_runs, seed=seed)
+    runs = {name: run_sgd(model, lr, lam, w0, steps, seed=seed + i + 1) for i, (name, lr) in
+            enumerate(schedules.items())}
+    rows = {}
+    for name, r in runs.items():
+        rows[name] = {}
+        for label, t in (("final", T_end), ("after_0.3_over_lam_e", T2 + round(0.3 / lam_e_final))):
+            i = int(np.searchsorted(steps, t))
+            rows[name][label] = {"step": int(steps[i]),
+                                 "train_acc": _mean_se(r.train_acc[i]), "test_acc": _mean_se(r.test_acc[i]),
+                                 "loss": _mean_se(r.loss[i]), "eta_eff": _mean_se(r.eta_eff[i, :, 0])}
+    diffs = {}
+    for label in ("final", "after_0.3_over_lam_e"):
+        a, b = rows["several decays"][label], rows["last only"][label]
+        diffs[label] = {k: (a[k][0] - b[k][0]) / np.hypot(a[k][1], b[k][1]) for k in ("train_acc", "test_acc", "loss", "eta_eff")}
+    summary = {"model": repr(model), "eta0": eta0, "lam": lam, "lam_e_final": lam_e_final, "T1": T1, "T2": T2,
+               "T_end": T_end, "n_runs": n_runs, "schedules": {k: repr(v) for k, v in schedules.items()},
+               "results": rows, "difference_in_standard_errors": diffs, "wall_s": time.perf_counter() - t_start}
+    os.makedirs(out, exist_ok=True)
+    write_json_atomic(os.path.join(out, "last_decay.json"), summary)
+    _plot(steps, runs, summary, os.path.join(out, "last_decay.png"))
+    for name, row in rows.items():
+        f = row["final"]
+        print(f"{name:15s} final: train acc {f['train_acc'][0]:.4f} +- {f['train_acc'][1]:.4f}, test acc "
+              f"{f['test_acc'][0]:.4f} +- {f['test_acc'][1]:.4f}, eta_eff {f['eta_eff'][0]:.4f} +- {f['eta_eff'][1]:.4f}")
+    print("difference (several - last only) in standard errors: final " +
+          ", ".join(f"{k} {v:+.2f}" for k, v in diffs["final"].items()) + "; at T2 + 0.3/lam_e: " +
+          ", ".join(f"{k} {v:+.2f}" for k, v in diffs["after_0.3_over_lam_e"].items()))
+    print(f"{summary['wall_s']:.1f} s")
+    return summary
+
+
+def _plot(steps, runs, summary, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed; no figure")
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for name, r in runs.items():
+        for ax, x, title in ((axes[0], r.eta_eff[..., 0], "eta_eff = eta/|w|^2"),
+                             (axes[1], r.train_acc, "train accuracy"), (axes[2], r.test_acc, "test accuracy")):
+            m, s = x.mean(axis=1), x.std(axis=1)
+            ax.plot(steps, m, label=name)
+            ax.fill_between(steps, m - s, m + s, alpha=0.25)
+            ax.set_title(title)
+            ax.set_xlabel("SGD steps")
+    for ax in axes:
+        for t in (summary["T1"], summary["T2"]):
+            ax.axvline(t, color="gray", lw=0.6)
+        ax.legend(fontsize=8)
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default="results/last_decay")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    run(a.quick, a.out, a.seed)
