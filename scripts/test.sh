@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e ".[test,data]"
+.venv/bin/pip install -q -e ".[test,data,sweep]"
 .venv/bin/python -m pytest -q

@@ -264,10 +264,15 @@ def _plot(curves, runs, path):
     plt.close(fig)
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    """Command line: the same options as ``python examples/intrinsic_lr.py``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/intrinsic_lr")
     ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    run(a.quick, a.out, a.seed)
+    a = ap.parse_args(argv)
+    return run(a.quick, a.out, a.seed)
+
+
+if __name__ == "__main__":
+    main()

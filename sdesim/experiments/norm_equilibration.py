@@ -227,10 +227,15 @@ def _plot(points, slope, title, path, curves=None):
     plt.close(fig)
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    """Command line: the same options as ``python examples/norm_equilibration.py``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-digits", action="store_true", help="only the sphere model")
     ap.add_argument("--out", default="results/norm_equilibration")
-    a = ap.parse_args()
-    run(a.quick, a.out, digits=not a.skip_digits)
+    a = ap.parse_args(argv)
+    return run(a.quick, a.out, digits=not a.skip_digits)
+
+
+if __name__ == "__main__":
+    main()

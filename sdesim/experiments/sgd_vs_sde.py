@@ -177,10 +177,15 @@ def _plot(steps, sgd, sde, eta, summary, path):
     plt.close(fig)
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    """Command line: the same options as ``python examples/sgd_vs_sde.py``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/sgd_vs_sde")
     ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    run(a.quick, a.out, a.seed)
+    a = ap.parse_args(argv)
+    return run(a.quick, a.out, a.seed)
+
+
+if __name__ == "__main__":
+    main()
