@@ -9,6 +9,12 @@ import numpy as np
 __all__ = ["write_json_atomic", "write_npz_atomic"]
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path, write):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -19,6 +25,7 @@ def _atomic(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
