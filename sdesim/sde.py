@@ -71,6 +71,10 @@ class SDE:
         ``diffusion_product(t, y, args, dW, out)`` writing ``g(t, y) dW`` (shape ``(dim,)``)
         without forming ``g``; Euler-Maruyama uses it instead of ``diffusion`` (matrix-free
         noise, e.g. a projector or a ``d x n`` factor applied as a matrix-vector product).
+    drift_and_product : callable, optional
+        ``drift_and_product(t, y, args, dW, drift_out, noise_out)`` writing the drift and
+        ``g(t, y) dW`` together, for SDEs whose two share expensive work (the data models share a
+        forward pass); Euler-Maruyama uses it when given. Needs ``diffusion_product``.
     projection : callable, optional
         ``projection(t, y, args)`` applied in place after every step (e.g. back to a
         manifold). It changes the scheme; say so when reporting orders.
@@ -82,7 +86,8 @@ class SDE:
     """
 
     def __init__(self, drift, diffusion, *, dim, noise_dim=None, noise, args=(),
-                 diffusion_derivative=None, diffusion_product=None, projection=None, name=None):
+                 diffusion_derivative=None, diffusion_product=None, drift_and_product=None, projection=None,
+                 name=None):
         if noise not in NOISE_TYPES:
             raise ValueError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
         dim = _positive_int(dim, "dim")
@@ -111,13 +116,17 @@ class SDE:
                                      else _jit(diffusion_derivative, "diffusion_derivative"))
         self.diffusion_product = (None if diffusion_product is None
                                   else _jit(diffusion_product, "diffusion_product"))
+        if drift_and_product is not None and diffusion_product is None:
+            raise ValueError("drift_and_product needs diffusion_product as well")
+        self.drift_and_product = (None if drift_and_product is None
+                                  else _jit(drift_and_product, "drift_and_product"))
         self.projection = None if projection is None else _jit(projection, "projection")
         self._checked = set()
 
     def kernel_key(self):
         """What a compiled kernel depends on: the compiled functions, the shapes and the noise."""
         return (self.drift, self.diffusion, self.diffusion_derivative, self.diffusion_product,
-                self.projection, self.dim, self.noise_dim, self.noise)
+                self.drift_and_product, self.projection, self.dim, self.noise_dim, self.noise)
 
     @property
     def diffusion_shape(self):

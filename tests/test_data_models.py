@@ -131,3 +131,17 @@ def test_digits_classifier_loads_offline_and_is_consistent():
     np.testing.assert_allclose(S @ S.T, Sigma, atol=1e-12 * np.abs(Sigma).max())
     assert np.isclose(m.noise_traces(w)[0], np.trace(Sigma), rtol=1e-10)
     np.testing.assert_allclose(S.T @ w, 0.0, atol=1e-12 * np.abs(S).max() * np.linalg.norm(w))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fused_gradient_and_noise_product_equal_the_separate_kernels(name):
+    """Euler-Maruyama on the data models uses one forward pass for grad L and S dB together."""
+    m = MODELS[name](False)
+    w = np.random.default_rng(7).normal(size=m.d)
+    dB = np.random.default_rng(8).normal(size=m.noise_dim)
+    g, s, g2, s2 = (np.empty(m.d) for _ in range(4))
+    m.grad_kernel(w, m.params, g)
+    m.noise_product_kernel(w, m.params, dB, s)
+    m.grad_and_noise_product_kernel(w, m.params, dB, g2, s2)
+    np.testing.assert_allclose(g2, g, rtol=1e-12, atol=1e-14 * np.abs(g).max())
+    np.testing.assert_allclose(s2, s, rtol=1e-12, atol=1e-14 * np.abs(s).max())

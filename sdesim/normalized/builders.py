@@ -46,9 +46,10 @@ def sgd_sde(model, lr, wd):
     ``lr``/``wd``: numbers or :class:`~sdesim.normalized.Schedule`. Euler-Maruyama uses the
     matrix-free noise product; the full diffusion (``(d, noise_dim)``) is there for Milstein.
     """
-    drift, diffusion, product = _cached(model, "sgd", lambda: _sgd_functions(model))
+    drift, diffusion, product, both = _cached(model, "sgd", lambda: _sgd_functions(model))
     return SDE(drift, diffusion, dim=model.d, noise_dim=model.noise_dim, noise="general",
-               args=_schedule_args(model, lr, wd), diffusion_product=product, name=f"sgd_sde({model!r})")
+               args=_schedule_args(model, lr, wd), diffusion_product=product, drift_and_product=both,
+               name=f"sgd_sde({model!r})")
 
 
 def _sgd_functions(model):
@@ -79,7 +80,20 @@ def _sgd_functions(model):
         for i in range(d):
             out[i] *= eta
 
-    return drift, diffusion, noise_product
+    fused = getattr(model, "grad_and_noise_product_kernel", None)
+    if fused is None:
+        return drift, diffusion, noise_product, None
+
+    @nb.njit
+    def drift_and_noise(t, y, args, dB, a, gdw):
+        eta = schedule_value(t, args[iLT], args[iLV])
+        lam = schedule_value(t, args[iWT], args[iWV])
+        fused(y, args, dB, a, gdw)
+        for i in range(d):
+            a[i] = -eta * (a[i] + lam * y[i])
+            gdw[i] *= eta
+
+    return drift, diffusion, noise_product, drift_and_noise
 
 
 def polar_sde(model, lr, wd, *, project=False):

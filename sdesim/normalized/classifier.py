@@ -47,6 +47,21 @@ def _raw_weighted(wn, params, c):
 
 
 @nb.njit
+def _raw_weighted_pair(wn, params, c0, c1):
+    """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM."""
+    X, Y, scale = params[2], params[3], params[1][1]
+    R = softmax_residual(_logits(wn, params, X), Y)
+    n, K = R.shape
+    C = np.empty((n, 2 * K))
+    for i in range(n):
+        for k in range(K):
+            C[i, k] = R[i, k] * c0[i]
+            C[i, K + k] = R[i, k] * c1[i]
+    A = np.dot(X.T, C) * scale  # (p, 2K)
+    return np.ascontiguousarray(A[:, :K]).ravel(), np.ascontiguousarray(A[:, K:]).ravel()
+
+
+@nb.njit
 def _raw_samples(wn, params):
     X, Y, scale = params[2], params[3], params[1][1]
     n, p = X.shape
@@ -95,7 +110,7 @@ def _raw_subset(wn, params, idx, c):
     return np.dot(Xb.T, R).ravel()
 
 
-_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats)
+_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair)
 _MINIBATCH_KERNEL = make_minibatch_kernel(_raw_subset)
 
 
@@ -129,7 +144,7 @@ class NormalizedLinearClassifier(DataModel):
         self.params = (self.group_offsets, np.array([f, self.scale]), data.X, Y,
                        np.einsum("ij,ij->i", data.X, data.X))
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
-         self.noise_trace_kernel) = _KERNELS
+         self.noise_trace_kernel, self.grad_and_noise_product_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
         self.raw_subset, self.minibatch_grad_kernel = _raw_subset, _MINIBATCH_KERNEL
 

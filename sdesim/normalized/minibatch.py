@@ -45,8 +45,10 @@ def noise_factor_scale(n, batch_size, replace):
     return np.sqrt(c / (B * n))
 
 
-def make_data_kernels(raw_weighted, raw_samples, sample_stats):
-    """Build ``(grad, noise_product, noise_factor, noise_trace)`` kernels from a model's primitives."""
+def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair):
+    """Build ``(grad, noise_product, noise_factor, noise_trace, grad_and_noise_product)`` kernels
+    from a model's primitives (``raw_weighted_pair(wn, params, c0, c1)`` gives two weighted sums
+    from one forward pass)."""
 
     @nb.njit
     def grad_kernel(w, params, out):
@@ -110,7 +112,25 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats):
             acc -= n * (m2 - mp * mp)
             out[j] = f * f * max(acc, 0.0) / (norms[j] * norms[j])
 
-    return grad_kernel, noise_product_kernel, noise_factor_kernel, noise_trace_kernel
+    @nb.njit
+    def grad_and_noise_product_kernel(w, params, dB, grad_out, noise_out):
+        # grad L and S dB at the same w share the forward pass (what Euler-Maruyama needs per step)
+        offsets, f = params[0], params[1][0]
+        wn, norms = normalize_groups(w, offsets)
+        n = dB.size
+        mean = 0.0
+        for i in range(n):
+            mean += dB[i]
+        mean /= n
+        c = np.empty(n)
+        for i in range(n):
+            c[i] = dB[i] - mean
+        g, s = raw_weighted_pair(wn, params, np.full(n, 1.0 / n), c)
+        tangent_per_group(g, wn, offsets, norms, 1.0, grad_out)
+        tangent_per_group(s, wn, offsets, norms, f, noise_out)
+
+    return (grad_kernel, noise_product_kernel, noise_factor_kernel, noise_trace_kernel,
+            grad_and_noise_product_kernel)
 
 
 def make_minibatch_kernel(raw_subset):

@@ -68,6 +68,20 @@ def _raw_weighted(wn, params, c):
 
 
 @nb.njit
+def _raw_weighted_pair(wn, params, c0, c1):
+    """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM."""
+    Q, _ = _unit_coefficients(wn, params)
+    n, m = Q.shape
+    C = np.empty((n, 2 * m))
+    for i in range(n):
+        for j in range(m):
+            C[i, j] = Q[i, j] * c0[i]
+            C[i, m + j] = Q[i, j] * c1[i]
+    A = np.dot(C.T, params[2])  # (2m, p)
+    return A[:m].ravel(), A[m:].ravel()
+
+
+@nb.njit
 def _raw_samples(wn, params):
     X = params[2]
     Q, _ = _unit_coefficients(wn, params)
@@ -111,7 +125,7 @@ def _raw_subset(wn, params, idx, c):
     return np.dot(Q.T, Xb).ravel()
 
 
-_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats)
+_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair)
 _MINIBATCH_KERNEL = make_minibatch_kernel(_raw_subset)
 
 
@@ -155,7 +169,7 @@ class WeightNormMLP(DataModel):
         self.params = (self.group_offsets, np.array([f, self.scale, self.gain]), data.X, Y,
                        np.einsum("ij,ij->i", data.X, data.X), self.top)
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
-         self.noise_trace_kernel) = _KERNELS
+         self.noise_trace_kernel, self.grad_and_noise_product_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
         self.raw_subset, self.minibatch_grad_kernel = _raw_subset, _MINIBATCH_KERNEL
 

@@ -48,6 +48,18 @@ def _make_product_step(sde):
     """Euler-Maruyama with a matrix-free ``diffusion_product`` (g dW written directly)."""
     dim = sde.dim
     drift, product = sde.drift, sde.diffusion_product
+    if sde.drift_and_product is not None:
+        both = sde.drift_and_product
+
+        @nb.njit
+        def fused_step(t, h, y, dW, area, args, work, y_out):
+            a = work[:dim]
+            gdw = work[dim:2 * dim]
+            both(t, y, args, dW, a, gdw)
+            for i in range(dim):
+                y_out[i] = y[i] + a[i] * h + gdw[i]
+
+        return fused_step
 
     @nb.njit
     def step(t, h, y, dW, area, args, work, y_out):
