@@ -7,7 +7,6 @@ line on stderr naming the key and exit status 2, never a traceback.
 """
 
 import argparse
-import json
 import os
 import sys
 import time

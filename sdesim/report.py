@@ -23,7 +23,7 @@ import math
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ._io import _atomic, write_json_atomic
 

@@ -29,7 +29,6 @@ direction, other minibatches): it grows from 0 and stays large.
 Writes fast_equilibrium.json and fast_equilibrium.png under --out.
 """
 
-import argparse
 import os
 import time
 
@@ -37,6 +36,7 @@ import numpy as np
 
 from sdesim._io import write_json_atomic
 from sdesim.normalized import NormalizedLinearClassifier, Schedule, WeightNormMLP, load_digits, run_sgd
+from ._common import pyplot, save_figure, command_line
 
 SPREAD = 30.0
 
@@ -133,12 +133,8 @@ def run(quick=False, out="results/fast_equilibrium", seed=0):
 
 
 def _plot(results, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed; no figure")
+    plt = pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(len(results), 3, figsize=(15, 4 * len(results)), squeeze=False)
     for row, (name, r) in zip(axes, results.items()):
@@ -165,20 +161,12 @@ def _plot(results, path):
         row[2].set_title(f"exponent {r['slope']:.2f}")
         row[2].legend(fontsize=7)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv=None):
     """Command line: the same options as ``python examples/fast_equilibrium.py``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="results/fast_equilibrium")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    return run(a.quick, a.out, a.seed)
+    return command_line(run, __doc__, "fast_equilibrium", argv)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ compared with theory.
 Writes ``intrinsic_lr.json`` and ``intrinsic_lr.png`` under ``--out``.
 """
 
-import argparse
 import os
 import time
 
@@ -46,6 +45,7 @@ import numpy as np
 import sdesim
 from sdesim._io import write_json_atomic
 from sdesim.normalized import SphereModel, sgd_sde, theory
+from ._common import pyplot, save_figure, command_line
 
 G0_OVER_GINF = 10.0
 
@@ -223,12 +223,8 @@ def run(quick=False, out="results/intrinsic_lr", seed=0):
 
 
 def _plot(curves, runs, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed; no figure")
+    plt = pyplot()
+    if plt is None:
         return
     rows = [(r, label, 0) for r, label in enumerate(curves)]
     rows += [(r, label, 1) for r, label in enumerate(curves) if runs[r]["lam_e"][0].get("loss_eq_sim") is not None]
@@ -258,20 +254,12 @@ def _plot(curves, runs, path):
             if row == 0 and c == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):
     """Command line: the same options as ``python examples/intrinsic_lr.py``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="results/intrinsic_lr")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    return run(a.quick, a.out, a.seed)
+    return command_line(run, __doc__, "intrinsic_lr", argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ test accuracy, training loss and eta_eff = eta/|w|^2 should agree within their s
 Writes last_decay.json and last_decay.png under --out.
 """
 
-import argparse
 import os
 import time
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from sdesim._io import write_json_atomic
 from sdesim.normalized import NormalizedLinearClassifier, Schedule, load_digits, run_sgd
+from ._common import pyplot, save_figure, command_line
 
 
 def _mean_se(x):
@@ -77,12 +77,8 @@ def run(quick=False, out="results/last_decay", seed=0):
 
 
 def _plot(steps, runs, summary, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed; no figure")
+    plt = pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for name, r in runs.items():
@@ -99,20 +95,12 @@ def _plot(steps, runs, summary, path):
         ax.legend(fontsize=8)
     axes[0].set_yscale("log")
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):
     """Command line: the same options as ``python examples/last_decay.py``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="results/last_decay")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    return run(a.quick, a.out, a.seed)
+    return command_line(run, __doc__, "last_decay", argv)
 
 
 if __name__ == "__main__":

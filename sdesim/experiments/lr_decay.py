@@ -29,7 +29,6 @@ of two with a * n_paths ~ 1-2, which keeps the bias below one standard error
 Writes ``lr_decay.json`` and ``lr_decay.png`` under ``--out``.
 """
 
-import argparse
 import math
 import os
 import time
@@ -40,6 +39,7 @@ import numpy as np
 import sdesim
 from sdesim._io import write_json_atomic
 from sdesim.normalized import Schedule, SphereModel, sgd_sde, theory
+from ._common import pyplot, save_figure, command_line
 
 
 @nb.njit
@@ -136,12 +136,8 @@ def run(quick=False, out="results/lr_decay", seed=0):
 
 
 def _plot(ts, t0, curves, summary, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed; no figure")
+    plt = pyplot()
+    if plt is None:
         return
     k = summary["k"]
     x = ts - t0
@@ -169,20 +165,12 @@ def _plot(ts, t0, curves, summary, path):
     az.set_title("deviation from theory after the decay", fontsize=9)
     az.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):
     """Command line: the same options as ``python examples/lr_decay.py``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="results/lr_decay")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    return run(a.quick, a.out, a.seed)
+    return command_line(run, __doc__, "lr_decay", argv)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np
 import sdesim
 from sdesim._io import write_json_atomic
 from sdesim.normalized import NormalizedLinearClassifier, SphereModel, load_digits, sgd_sde, theory
+from ._common import pyplot, save_figure
 
 RATIO0, EPS = 10.0, 0.05
 
@@ -189,12 +190,8 @@ def run(quick=False, out="results/norm_equilibration", seed=0, digits=True):
 
 
 def _plot(points, slope, title, path, curves=None):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed; no figure")
+    plt = pyplot()
+    if plt is None:
         return
     lam_e = np.array([p["lam_e"] for p in points])
     ncol = 1 if curves is None else 2
@@ -221,10 +218,7 @@ def _plot(points, slope, title, path, curves=None):
         ax.set_ylim(1e-3, 20)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv=None):

@@ -23,7 +23,6 @@ Euler-Maruyama O(dt) bias by Richardson extrapolation 2 m(dt/2) - m(dt) on the s
 Writes sgd_vs_sde.json and sgd_vs_sde.png under --out.
 """
 
-import argparse
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ import numpy as np
 import sdesim
 from sdesim._io import write_json_atomic
 from sdesim.normalized import NormalizedLinearClassifier, load_digits, run_sgd, sgd_sde
+from ._common import pyplot, save_figure, command_line
 
 
 def _window_stats(x, window):
@@ -140,12 +140,8 @@ def run(quick=False, out="results/sgd_vs_sde", seed=0):
 
 
 def _plot(steps, sgd, sde, eta, summary, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed; no figure")
+    plt = pyplot()
+    if plt is None:
         return
     norms, loss = sde[0], sde[1]
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
@@ -171,20 +167,12 @@ def _plot(steps, sgd, sde, eta, summary, path):
     ax.set_title("SGD walks toward the SDE")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):
     """Command line: the same options as ``python examples/sgd_vs_sde.py``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="results/sgd_vs_sde")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    return run(a.quick, a.out, a.seed)
+    return command_line(run, __doc__, "sgd_vs_sde", argv)
 
 
 if __name__ == "__main__":
