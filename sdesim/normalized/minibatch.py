@@ -45,6 +45,20 @@ def noise_factor_scale(n, batch_size, replace):
     return np.sqrt(c / (B * n))
 
 
+@nb.njit
+def _centred(dB):
+    """``dB - mean(dB)`` (float64): ``sum_i (g_i - gbar) dB_i = sum_i g_i (dB_i - mean dB)``."""
+    n = dB.size
+    mean = 0.0
+    for i in range(n):
+        mean += dB[i]
+    mean /= n
+    c = np.empty(n)
+    for i in range(n):
+        c[i] = dB[i] - mean
+    return c
+
+
 def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair):
     """Build ``(grad, noise_product, noise_factor, noise_trace, grad_and_noise_product)`` kernels
     from a model's primitives (``raw_weighted_pair(wn, params, c0, c1)`` gives two weighted sums
@@ -62,15 +76,7 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
     def noise_product_kernel(w, params, dB, out):
         offsets, f = params[0], params[1][0]
         wn, norms = normalize_groups(w, offsets)
-        n = dB.size
-        mean = 0.0
-        for i in range(n):
-            mean += dB[i]
-        mean /= n
-        c = np.empty(n)
-        for i in range(n):
-            c[i] = dB[i] - mean  # sum_i (g_i - gbar) dB_i = sum_i g_i (dB_i - mean dB)
-        tangent_per_group(raw_weighted(wn, params, c), wn, offsets, norms, f, out)
+        tangent_per_group(raw_weighted(wn, params, _centred(dB)), wn, offsets, norms, f, out)
 
     @nb.njit
     def noise_factor_kernel(w, params, out):
@@ -118,14 +124,7 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
         offsets, f = params[0], params[1][0]
         wn, norms = normalize_groups(w, offsets)
         n = dB.size
-        mean = 0.0
-        for i in range(n):
-            mean += dB[i]
-        mean /= n
-        c = np.empty(n)
-        for i in range(n):
-            c[i] = dB[i] - mean
-        g, s = raw_weighted_pair(wn, params, np.full(n, 1.0 / n), c)
+        g, s = raw_weighted_pair(wn, params, np.full(n, 1.0 / n), _centred(dB))
         tangent_per_group(g, wn, offsets, norms, 1.0, grad_out)
         tangent_per_group(s, wn, offsets, norms, f, noise_out)
 

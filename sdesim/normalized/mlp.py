@@ -35,14 +35,7 @@ def _logits(wn, params, X):
 @nb.njit
 def _unit_coefficients(wn, params):
     """``Q_ij = d loss_i / d (x_i . ubar_j)`` and the pre-activations ``S``; ``M_ij = Q_ij x_i``."""
-    X, Y, scale, gain, A = params[2], params[3], params[1][1], params[1][2], params[5]
-    S, H, Z = _forward(wn, params, X)
-    R = softmax_residual(Z, Y)
-    Q = np.dot(R, A.T) * (scale * gain)
-    for i in range(Q.shape[0]):
-        for j in range(Q.shape[1]):
-            Q[i, j] *= 1.0 - H[i, j] * H[i, j]
-    return Q, S
+    return _coefficients(wn, params, params[2], params[3])
 
 
 @nb.njit
