@@ -3,11 +3,12 @@
 import math
 import numbers
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._kernel import CHUNK, build_kernel
 from ._rng import seed_to_key
@@ -30,7 +31,7 @@ MAX_BUFFER_BYTES = 1 << 28
 def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float64",
           save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
           functional=None, functional_dim=None, on_nonfinite="raise", progress=False,
-          n_threads=None):
+          n_threads=None, device="cpu"):
     """Integrate an ensemble of paths of ``sde`` and return a :class:`Solution`.
 
     Parameters
@@ -61,7 +62,19 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
         and times; ``"flag"`` returns them in ``Solution.failed``/``failed_at``.
     progress : show a progress bar over blocks of paths (reduce mode).
     n_threads : worker threads (default: the number of CPU cores). Results do not depend on it.
+    device : ``"cpu"`` (default: compiled kernels on threads) or ``"cuda"``: one fused GPU kernel,
+        one thread per path, the same Brownian paths; see :mod:`sdesim.backends.cuda` for what it
+        runs and how its results relate to the CPU's.
     """
+    if device != "cpu":
+        if device != "cuda":
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        from .backends import cuda as _cuda_backend
+        return _cuda_backend.solve(
+            sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
+            save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
+            reduce=reduce, functional=functional, functional_dim=functional_dim,
+            on_nonfinite=on_nonfinite, progress=progress, n_threads=n_threads)
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
     solver = get_solver(method)
@@ -167,8 +180,20 @@ def _parallel_chunks(kernel, fixed, n_chunks, n_threads):
     BLAS is held to one thread meanwhile: user functions that call ``np.dot`` (the data models)
     would otherwise start a BLAS thread team inside every path thread (measured 10x slower).
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         _run_chunks(kernel, fixed, n_chunks, n_threads)
+
+
+_CONTROLLER = [None, -1]
+
+
+def _blas_controller():
+    """A threadpoolctl controller, rebuilt only when new modules were imported (building one scans
+    every loaded library: ~1 ms, which dominated short solves)."""
+    n_modules = len(sys.modules)
+    if _CONTROLLER[0] is None or _CONTROLLER[1] != n_modules:
+        _CONTROLLER[0], _CONTROLLER[1] = ThreadpoolController(), n_modules
+    return _CONTROLLER[0]
 
 
 def _run_chunks(kernel, fixed, n_chunks, n_threads):

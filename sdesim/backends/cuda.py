@@ -1,0 +1,400 @@
+"""GPU backend: fused CUDA kernels, one thread per path, all steps in one kernel launch.
+
+``sdesim.solve(sde, y0, ts, ..., device="cuda")`` runs here. The SDE's own Python functions are
+compiled for the device with Numba's CUDA target (:mod:`._cuda_translate`), together with the
+CPU scheme's step, inside one kernel per (SDE, scheme, dtype, output mode) in which each thread
+integrates one path over every step (:mod:`._cuda_kernel`). Each path draws its normals from the
+CPU backend's counter-based streams (Philox4x32-10 + ziggurat, keyed by the seed, counter =
+(tag, normal number, Brownian cell, path)), so nothing depends on the launch configuration.
+
+Same seed, same answer (what ``tests/test_cuda_sim.py`` checks, and ``scripts/gpu_check.sh`` on a GPU):
+
+* the normals are the CPU backend's, bitwise: the Philox words and the ziggurat's accepted and
+  wedge-rejected draws are exact integer and IEEE arithmetic on both; a tail draw (|z| > 3.65,
+  about 1 in 4000) takes a ``log``, which libdevice may round differently from the CPU's libm;
+* so the Brownian path, ``Solution.ws``, is the CPU's: bitwise with ``brownian_dt = dt`` (sums of
+  ``sqrt(dt) z``); with ``brownian_dt = 2**k dt`` the tree midpoints ``(l + r)/2 + sd z`` may be
+  fused into one multiply-add by NVVM (not by the CPU), i.e. equal to rounding on a GPU (bitwise
+  under the simulator);
+* float32 solves round the same float64 normals to float32 (as the CPU backend does);
+* the states agree to rounding, not bitwise: both compilers fuse multiply-adds where they see
+  fit (NVVM always may; the CPU kernel is compiled with ``contract``) and the GPU's ``sqrt``,
+  ``exp``, ... are libdevice's. Under the simulator float64 states are within ~1e-15 relative of
+  the CPU's after a few steps, float32 within ~1e-6.
+
+Supported: Euler-Maruyama for every noise structure (with ``diffusion_product`` where the SDE has
+one), Milstein for scalar, diagonal, additive and commutative noise (analytic or derivative-free),
+float32 and float64, per-path ``y0``, ``save_brownian``, ``reduce``/``functional`` (paths are
+stored in blocks on the device and reduced on the host in the CPU backend's order),
+``on_nonfinite``. Not supported, with an error that says so: save times off the step grid (the
+CPU backend bridges to them; here choose ``dt`` so that ``ts`` lies on the grid); Milstein for
+general noise (its Levy areas need ``levy_substeps`` points of the Brownian tree per step and an
+``O(noise_dim**2)`` area per thread); user functions that allocate arrays or call BLAS (a thread
+has fixed-size local arrays only: see :func:`check_gpu_compatible`).
+
+The data models (:class:`~sdesim.normalized.NormalizedLinearClassifier`,
+:class:`~sdesim.normalized.WeightNormMLP`) are refused: each step of each path costs matrix
+products over the whole data set (digits: logits of n = 1348 samples x 650 weights and the
+gradient back, ~2.6 million multiply-adds), which their kernels do with ``np.dot`` into fresh
+arrays. One thread per path would re-read the data set from memory per path and step, with no
+reuse between paths. The GPU form of that work is one batched GEMM per step across all paths
+(weights of all paths side by side as the GEMM's columns, as
+:class:`sdesim.backends.torch.ClassifierSGD` does), i.e. a per-step sequence of library GEMM
+calls, not a per-thread kernel.
+
+Needs a CUDA GPU and Numba's CUDA target (``pip install 'sdesim[cuda]'`` installs numba-cuda), or
+the simulator: set ``NUMBA_ENABLE_CUDASIM=1`` before ``numba.cuda`` is first imported.
+"""
+
+import math
+import time
+import warnings
+
+import numpy as np
+
+from .._kernel import CHUNK
+from .._rng import seed_to_key
+from ..brownian import sd_table
+from ..sde import SDE
+from ..solution import NonFiniteError, Solution
+from ..solvers import get_solver
+
+__all__ = ["solve", "available", "simulated", "check_gpu_compatible", "GPUUnsupportedError",
+           "normals_per_second", "THREADS_PER_BLOCK"]
+
+#: Threads per block (a multiple of the warp size).
+THREADS_PER_BLOCK = 128
+#: Bytes of per-save output the device holds at once in reduce mode (paths run in blocks).
+REDUCE_BYTES = 1 << 28
+#: The compiled kernels, by (SDE functions, scheme, dtype, tree depth, output mode).
+_KERNELS = {}
+
+
+class GPUUnsupportedError(ValueError):
+    """An SDE or an option the CUDA backend cannot run (the message says why and what would)."""
+
+
+def _cuda():
+    """``numba.cuda``, or a clear error when there is neither a GPU nor the simulator."""
+    try:
+        from numba import cuda
+    except ImportError as exc:  # pragma: no cover - numba always ships a cuda module today
+        raise RuntimeError("device='cuda' needs Numba's CUDA target: pip install 'sdesim[cuda]'") from exc
+    if not cuda.is_available():
+        raise RuntimeError(
+            "device='cuda' needs a CUDA GPU with a working driver and Numba's CUDA target "
+            "(pip install 'sdesim[cuda]' for numba-cuda); none is usable here. To run the GPU code "
+            "on the CPU, set NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported (slow: tests only).")
+    return cuda
+
+
+def available():
+    """True when ``device='cuda'`` can run here (a GPU, or the simulator)."""
+    try:
+        _cuda()
+    except RuntimeError:
+        return False
+    return True
+
+
+def simulated():
+    """True when the CUDA code runs on Numba's simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
+    from numba import config
+    return bool(config.ENABLE_CUDASIM)
+
+
+def _cpu_driver():
+    import sys
+    return sys.modules["sdesim.solve"]
+
+
+def check_gpu_compatible(sde, method="euler", functional=None):
+    """Raise :class:`GPUUnsupportedError` if ``sde`` (with ``method``) cannot run on the GPU.
+
+    Checks the scheme and noise, and every function the step reaches (drift, diffusion or
+    diffusion product, derivative, projection, ``functional``) for array allocation and BLAS.
+    """
+    solver = get_solver(method)
+    solver.check_noise(sde.noise)
+    if solver.needs_levy_area(sde.noise):
+        raise GPUUnsupportedError(
+            f"device='cuda' has no Milstein for general noise ({sde!r}): its Levy areas need "
+            "levy_substeps points of the Brownian tree per step and an O(noise_dim**2) area per thread. "
+            "Use method='euler' on the GPU, or method='milstein' with device='cpu'.")
+    from ._cuda_translate import problems_of
+    msg = problems_of(solver.make_step(sde), f"SDE {sde.name!r}")
+    if msg is None and sde.projection is not None:
+        msg = problems_of(sde.projection, f"SDE {sde.name!r} (projection)")
+    if msg is None and functional is not None:
+        msg = problems_of(functional, "functional")
+    if msg is not None:
+        raise GPUUnsupportedError(_explain(msg))
+
+
+def _explain(msg):
+    if "np.dot" in msg or "@" in msg:
+        msg += (" Models whose per-step work is matrix products over a data set (the normalized "
+                "classifier on digits: logits of n = 1348 samples x 650 weights per path and step) "
+                "do not fit a per-thread kernel: on a GPU that work is one batched GEMM per step over "
+                "all paths (see sdesim.backends.torch.ClassifierSGD with torchsde on CUDA).")
+    return msg
+
+
+def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float64",
+          save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
+          functional=None, functional_dim=None, on_nonfinite="raise", progress=False,
+          n_threads=None, threads_per_block=None, grid_threads=None):
+    """:func:`sdesim.solve` on a CUDA GPU (same arguments, same :class:`~sdesim.Solution`).
+
+    ``n_threads`` and ``progress`` are ignored. Launch tuning, results do not depend on it:
+    ``threads_per_block`` (default :data:`THREADS_PER_BLOCK`); ``grid_threads`` caps the number
+    of threads launched (default: one per path), each then integrates paths ``i, i + grid, ...``
+    one after the other -- fewer resident threads keep their local arrays (the state, drift,
+    increments: ``~5 dim`` values each) in cache.
+    ``Solution.stats`` adds ``kernel_s`` (device time of the kernels, transfers excluded),
+    ``device_s`` (allocation, upload and kernels, host copies excluded) and ``device``.
+    """
+    S = _cpu_driver()  # the CPU driver's validation, shared
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
+    solver = get_solver(method)
+    solver.check_noise(sde.noise)
+    dtype = S._check_dtype(dtype)
+    ts = S._check_ts(ts)
+    dt = S._check_positive(dt, "dt")
+    y0s, n_paths = S._check_y0(y0, sde.dim, n_paths, dtype)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
+    k0, k1 = seed_to_key(seed)
+    if on_nonfinite not in ("raise", "flag"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
+    if reduce and save_brownian:
+        raise ValueError("save_brownian=True stores every path; it cannot be combined with reduce=True")
+    if functional is not None and not reduce:
+        raise ValueError("functional is only used with reduce=True")
+    if levy_substeps is not None:
+        raise GPUUnsupportedError("levy_substeps applies to Milstein with general noise, which device='cuda' "
+                                  "does not run; use device='cpu'")
+    S._check_args(sde.args)
+    if threads_per_block is None:  # the simulator runs a Python thread per CUDA thread: fewer
+        tpb = 32 if simulated() else THREADS_PER_BLOCK
+    else:
+        tpb = int(threads_per_block)
+    if tpb < 1 or tpb > 1024:
+        raise ValueError(f"threads_per_block must be in 1..1024, got {threads_per_block!r}")
+    if grid_threads is not None and (isinstance(grid_threads, bool) or int(grid_threads) < 1):
+        raise ValueError(f"grid_threads must be a positive integer, got {grid_threads!r}")
+    check_gpu_compatible(sde, method, functional if reduce else None)
+    sde.check_at(ts[0], y0s[0], dtype)
+
+    brownian_dt = dt if brownian_dt is None else S._check_positive(brownian_dt, "brownian_dt")
+    k = S._dyadic_levels(brownian_dt / dt, "brownian_dt / dt")
+    if k >= S.LEAF_LEVEL:
+        raise ValueError(f"brownian_dt / dt = 2**{k} is too fine (limit 2**{S.LEAF_LEVEL - 1})")
+    save_step, save_pos, n_steps = S._save_layout(ts, dt, brownian_dt, k)
+    off = np.flatnonzero(save_pos >= 0.0)
+    if off.size:
+        i = int(off[0])
+        raise GPUUnsupportedError(
+            f"device='cuda' saves on the step grid ts[0] + n*dt only; ts[{i}] = {ts[i]!r} is not on it "
+            f"(dt = {dt!r}). Choose dt so that every save time is a multiple of it from ts[0], or use "
+            "device='cpu', which bridges the Brownian path to off-grid times.")
+    if n_steps >= 2**31 * 2**k:
+        raise ValueError("too many Brownian cells (> 2**31); use a larger brownian_dt")
+    n_f = S._check_functional(functional, functional_dim, sde, reduce)
+    if not reduce:
+        n_f = sde.dim  # values written per path and save time: the state
+
+    cuda = _cuda()
+    store_state = functional is None
+    key = (sde.kernel_key(), method, np.dtype(dtype).str, k, store_state, bool(save_brownian), functional, n_f)
+    compile_s = 0.0
+    launch = _Launch(cuda, sde, y0s, ts, dt, n_steps, save_step, brownian_dt, k0, k1, dtype, tpb, grid_threads)
+    if key not in _KERNELS:
+        t_c = time.perf_counter()
+        from ._cuda_kernel import build_kernel
+        kern = build_kernel(sde, solver, dtype=dtype, levels=k, store_state=store_state,
+                            save_w=bool(save_brownian), functional=functional, n_functional=n_f)
+        try:  # compile with a one-path launch
+            launch.run(kern, 0, 1, n_f, bool(save_brownian))
+        except Exception as exc:
+            if any(w in type(exc).__name__ for w in ("Typing", "Lowering", "Unsupported")):
+                raise GPUUnsupportedError(
+                    f"the functions of {sde!r} could not be compiled for CUDA ({type(exc).__name__}); "
+                    f"the CUDA target accepts a subset of what numba.njit does. Numba said:\n{exc}") from exc
+            raise
+        _KERNELS[key] = kern
+        compile_s = time.perf_counter() - t_c
+    kern = _KERNELS[key]
+
+    t_r = time.perf_counter()
+    sol = Solution(ts=ts, method=method, dt=dt, brownian_dt=brownian_dt, seed=int(seed),
+                   dtype=np.dtype(dtype).name)
+    launch.kernel_s = launch.device_s = 0.0
+    if not reduce:
+        out, ws, fail_q = launch.run(kern, 0, n_paths, n_f, bool(save_brownian), to_host=True)
+        sol.ys = out
+        sol.ws = ws if save_brownian else None
+    else:
+        sol.count, sol.mean, sol.var, fail_q = _reduce(launch, kern, n_paths, n_f, ts.size, dtype)
+    run_s = time.perf_counter() - t_r
+    sol.stats = {"compile_s": compile_s, "run_s": run_s, "kernel_s": launch.kernel_s,
+                 "device_s": launch.device_s, "n_steps": n_steps, "n_paths": n_paths,
+                 "levy_substeps": None, "brownian_levels": k, "device": _device_name(cuda),
+                 "threads_per_block": tpb, "grid_threads": grid_threads}
+    failed = np.flatnonzero(fail_q >= 0)
+    if failed.size:
+        times = ts[fail_q[failed]]
+        if on_nonfinite == "raise":
+            raise NonFiniteError(failed, times, n_paths)
+        sol.failed, sol.failed_at = failed, times
+    return sol
+
+
+def _device_name(cuda):
+    if simulated():
+        return "numba CUDA simulator"
+    try:
+        name = cuda.get_current_device().name
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:  # pragma: no cover
+        return "cuda"
+
+
+class _Launch:
+    """What every launch of one solve shares: device copies of y0, args, times and tables."""
+
+    def __init__(self, cuda, sde, y0s, ts, dt, n_steps, save_step, brownian_dt, k0, k1, dtype, tpb, grid_threads):
+        from ._cuda_kernel import seed_words, tables
+        self.cuda, self.sde, self.tpb, self.dtype = cuda, sde, tpb, dtype
+        self.grid_threads = grid_threads
+        self.y0s = y0s
+        self.d_y0_all = None
+        self.t0, self.dt, self.n_steps = float(ts[0]), float(dt), int(n_steps)
+        self.T = ts.size
+        self.d_save = cuda.to_device(np.ascontiguousarray(save_step))
+        self.sqrt_b = math.sqrt(brownian_dt)
+        self.d_sds = cuda.to_device(sd_table(brownian_dt))
+        self.k0, self.k1 = seed_words(k0, k1)
+        self.tab = tables()
+        self.d_args = tuple(cuda.to_device(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a
+                            for a in sde.args)
+        self.kernel_s = self.device_s = 0.0
+
+    def run(self, kern, path0, n, n_out, save_w, to_host=False):
+        """Paths ``path0 .. path0 + n - 1``: device arrays (or host copies) ``out, ws, fail_q``."""
+        cuda = self.cuda
+        t_d = time.perf_counter()
+        y0 = self.y0s if self.y0s.shape[0] == 1 else self.y0s[path0:path0 + n]
+        d_y0 = cuda.to_device(np.ascontiguousarray(y0))
+        out = cuda.device_array((self.T, n, n_out), dtype=self.dtype)
+        ws = cuda.device_array((self.T, n, self.sde.noise_dim) if save_w else (1, 1, 1), dtype=np.float64)
+        fail_q = cuda.to_device(np.full(n, -1, dtype=np.int64))
+        blocks = max(1, -(-n // self.tpb))
+        if self.grid_threads is not None:
+            blocks = min(blocks, max(1, -(-int(self.grid_threads) // self.tpb)))
+        cuda.synchronize()
+        t_k = time.perf_counter()
+        with warnings.catch_warnings():  # small launches (the compiling one) warn of low occupancy
+            warnings.filterwarnings("ignore", message=".*under-utilization.*")
+            kern[blocks, self.tpb](d_y0, np.int64(path0), np.int64(n), self.t0, self.dt, np.int64(self.n_steps),
+                                   self.d_save, self.sqrt_b, self.d_sds, self.k0, self.k1, *self.tab,
+                                   self.d_args, out, ws, fail_q)
+            cuda.synchronize()
+        t_e = time.perf_counter()
+        self.kernel_s += t_e - t_k
+        self.device_s += t_e - t_d
+        if to_host:
+            return out.copy_to_host(), (ws.copy_to_host() if save_w else None), fail_q.copy_to_host()
+        return out, ws, fail_q
+
+
+def _reduce(launch, kern, n_paths, n_f, T, dtype):
+    """Blocks of paths on the device, reduced on the host in the CPU backend's order.
+
+    Per chunk of :data:`~sdesim._kernel.CHUNK` paths: Welford in the state dtype; chunks merged in
+    path order (Chan et al.) in float64, as :func:`sdesim.solve` does.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    block = max(CHUNK, (REDUCE_BYTES // max(1, T * n_f * itemsize)) // CHUNK * CHUNK)
+    count = np.zeros(T)
+    mean = np.zeros((T, n_f))
+    m2 = np.zeros((T, n_f))
+    fail_all = np.full(n_paths, -1, dtype=np.int64)
+    for start in range(0, n_paths, block):
+        size = min(block, n_paths - start)
+        vals, _, fail_q = launch.run(kern, start, size, n_f, False, to_host=True)
+        n_chunks = -(-size // CHUNK)
+        acc_n = np.zeros((n_chunks, T), dtype=np.int64)
+        acc_mean = np.zeros((n_chunks, T, n_f), dtype=dtype)
+        acc_m2 = np.zeros_like(acc_mean)
+        _welford_chunks(vals, fail_q, acc_n, acc_mean, acc_m2)
+        for ch in range(n_chunks):
+            nb_ = acc_n[ch].astype(np.float64)[:, None]
+            na = count[:, None]
+            tot = na + nb_
+            safe = np.where(tot > 0, tot, 1.0)
+            delta = acc_mean[ch] - mean
+            mean = mean + delta * (nb_ / safe)
+            m2 = m2 + acc_m2[ch] + delta**2 * (na * nb_ / safe)
+            count = tot[:, 0]
+        fail_all[start:start + size] = fail_q
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(count[:, None] > 1, m2 / np.maximum(count[:, None] - 1, 1), np.nan)
+    return count, mean, var, fail_all
+
+
+def _welford_chunks(vals, fail_q, acc_n, acc_mean, acc_m2):
+    _welford_kernel()(vals, fail_q, acc_n, acc_mean, acc_m2)
+
+
+_WELFORD = []
+
+
+def _welford_kernel():
+    if not _WELFORD:
+        import numba as nb
+
+        @nb.njit(cache=False)
+        def welford(vals, fail_q, acc_n, acc_mean, acc_m2):
+            T, P, n_f = vals.shape
+            for p in range(P):
+                ch = p // CHUNK
+                last = T if fail_q[p] < 0 else fail_q[p]
+                for q in range(last):
+                    cnt = acc_n[ch, q] + 1
+                    acc_n[ch, q] = cnt
+                    for i in range(n_f):
+                        delta = vals[q, p, i] - acc_mean[ch, q, i]
+                        acc_mean[ch, q, i] += delta / cnt
+                        acc_m2[ch, q, i] += delta * (vals[q, p, i] - acc_mean[ch, q, i])
+
+        _WELFORD.append(welford)
+    return _WELFORD[0]
+
+
+def normals_per_second(n_paths, n_cells, m, *, seed=0, threads_per_block=None, repeats=1):
+    """The card's random-number ceiling: normals per second of a bare kernel that makes the normals
+    a ``brownian_dt = dt`` solve of ``n_paths`` paths, ``n_cells`` steps and ``m`` noise components
+    consumes (same generator, same counters), and only sums them. Returns ``(rate, seconds)``."""
+    cuda = _cuda()
+    from ._cuda_kernel import build_normals_kernel, seed_words, tables
+    key = ("normals",)
+    if key not in _KERNELS:
+        _KERNELS[key] = build_normals_kernel()
+    kern = _KERNELS[key]
+    tpb = THREADS_PER_BLOCK if threads_per_block is None else int(threads_per_block)
+    k0, k1 = seed_words(*seed_to_key(seed))
+    out = cuda.device_array(n_paths, dtype=np.float64)
+    blocks = max(1, -(-n_paths // tpb))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*under-utilization.*")
+        kern[1, tpb](np.int64(1), np.int64(1), np.int64(m), k0, k1, *tables(), out)  # compile
+        cuda.synchronize()
+    best = math.inf
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        kern[blocks, tpb](np.int64(n_paths), np.int64(n_cells), np.int64(m), k0, k1, *tables(), out)
+        cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return n_paths * n_cells * m / best, best
