@@ -19,8 +19,10 @@ Function-space distance between two ensembles at step t: the mean over held-out 
 total-variation distance between the ensemble-averaged predicted class distributions,
 D = mean_x 1/2 sum_k |p_A(k|x) - p_B(k|x)|. The floor is D(small, twin) averaged over the last
 half of the run. The mixing time is the first recorded step at which D(small, large), smoothed
-over three neighbouring records, comes within 1.2 x floor (first passage: D fluctuates around
-the floor afterwards); it is fitted against lam_e on a log-log scale (conjecture: slope -1). The
+over three neighbouring records, comes back within 1.2 x floor after its peak (D starts at 0
+because the runs share their start directions and outputs depend on directions only; it rises
+while the norms differ, then falls; first passage, since D fluctuates around the floor
+afterwards); it is fitted against lam_e on a log-log scale (conjecture: slope -1). The
 parameter-space distance is the mean over runs of |wbar_small,r - wbar_large,r| (same start
 direction, other minibatches): it grows from 0 and stays large.
 
@@ -89,7 +91,10 @@ def run_point(model, lam_e, n_runs, seed, n_records, eta=0.1):
     late = steps >= T / 2
     floor = float(D["small_twin"][late].mean())
     smooth = np.convolve(np.pad(D["small_large"], 1, mode="edge"), np.ones(3) / 3, mode="valid")
-    below = np.flatnonzero(smooth <= 1.2 * floor)
+    # D starts at 0 (same directions, and the outputs depend on the directions only), rises while
+    # the different norms drive the runs apart, then falls to the floor: first passage after the peak
+    peak = int(np.argmax(smooth))
+    below = peak + np.flatnonzero(smooth[peak:] <= 1.2 * floor)
     t_mix = float(steps[below[0]]) if below.size else float("nan")
     wb = {k: r.iterates / np.linalg.norm(r.iterates, axis=-1, keepdims=True) for k, r in runs.items()}
     param_dist = np.linalg.norm(wb["small"] - wb["large"], axis=-1).mean(axis=1)
