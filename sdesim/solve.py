@@ -77,22 +77,8 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
             on_nonfinite=on_nonfinite, progress=progress, n_threads=n_threads)
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
-    solver = get_solver(method)
-    solver.check_noise(sde.noise)
-    dtype = _check_dtype(dtype)
-    ts = _check_ts(ts)
-    dt = _check_positive(dt, "dt")
-    y0s, n_paths = _check_y0(y0, sde.dim, n_paths, dtype)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
-    k0, k1 = seed_to_key(seed)
-    if on_nonfinite not in ("raise", "flag"):
-        raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
-    if reduce and save_brownian:
-        raise ValueError("save_brownian=True stores every path; it cannot be combined with reduce=True")
-    if functional is not None and not reduce:
-        raise ValueError("functional is only used with reduce=True")
-    _check_args(sde.args)
+    solver, dtype, ts, dt, y0s, n_paths, k0, k1 = _check_common(
+        sde, y0, ts, method, dt, n_paths, seed, dtype, on_nonfinite, reduce, save_brownian, functional)
     n_threads = (os.cpu_count() or 1) if n_threads is None else int(n_threads)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
@@ -172,6 +158,28 @@ def _run(kernel, y0s, path0, n_paths, ts, dt, n_steps, k, K, save_step, save_pos
     if store:
         return ys, ws, fail_q
     return acc_n, acc_mean, acc_m2, fail_q
+
+
+def _check_common(sde, y0, ts, method, dt, n_paths, seed, dtype, on_nonfinite, reduce, save_brownian,
+                  functional):
+    """The checks every backend makes -> ``(solver, dtype, ts, dt, y0s, n_paths, k0, k1)``."""
+    solver = get_solver(method)
+    solver.check_noise(sde.noise)
+    dtype = _check_dtype(dtype)
+    ts = _check_ts(ts)
+    dt = _check_positive(dt, "dt")
+    y0s, n_paths = _check_y0(y0, sde.dim, n_paths, dtype)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
+    k0, k1 = seed_to_key(seed)
+    if on_nonfinite not in ("raise", "flag"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
+    if reduce and save_brownian:
+        raise ValueError("save_brownian=True stores every path; it cannot be combined with reduce=True")
+    if functional is not None and not reduce:
+        raise ValueError("functional is only used with reduce=True")
+    _check_args(sde.args)
+    return solver, dtype, ts, dt, y0s, n_paths, k0, k1
 
 
 def _parallel_chunks(kernel, fixed, n_chunks, n_threads):
@@ -275,30 +283,33 @@ def _check_positive(x, name):
     return float(x)
 
 
-def _check_y0(y0, dim, n_paths, dtype):
+def _check_y0(y0, dim, n_paths, dtype, name="y0", count="n_paths", owner="the SDE has dim"):
+    """``(y0s, n)``: ``y0`` of shape ``(dim,)`` (shared by ``n_paths`` paths) or ``(n, dim)``, as
+    a C-contiguous ``(n, dim)`` array. ``name``/``count``/``owner`` word the errors (also used for
+    :func:`sdesim.normalized.run_sgd`'s ``w0``/``n_runs``)."""
     y0 = np.asarray(y0)
-    if not np.issubdtype(y0.dtype, np.number) or np.iscomplexobj(y0):
-        raise TypeError(f"y0 must be a real array, got dtype {y0.dtype}")
+    if not np.issubdtype(y0.dtype, np.number) or np.iscomplexobj(y0) or y0.dtype == bool:
+        raise TypeError(f"{name} must be a real array, got dtype {y0.dtype}")
     if y0.ndim == 1:
         if y0.shape[0] != dim:
-            raise ValueError(f"y0 has length {y0.shape[0]} but the SDE has dim={dim}")
+            raise ValueError(f"{name} has length {y0.shape[0]} but {owner}={dim}")
         n = 1 if n_paths is None else n_paths
         y0s = y0[None, :]
     elif y0.ndim == 2:
         if y0.shape[1] != dim:
-            raise ValueError(f"y0 has shape {y0.shape}; expected (n_paths, {dim})")
+            raise ValueError(f"{name} has shape {y0.shape}; expected ({count}, {dim})")
         if n_paths is not None and n_paths != y0.shape[0]:
-            raise ValueError(f"y0 has {y0.shape[0]} rows but n_paths={n_paths}")
+            raise ValueError(f"{name} has {y0.shape[0]} rows but {count}={n_paths}")
         n = y0.shape[0]
         y0s = y0
     else:
-        raise ValueError(f"y0 must have shape ({dim},) or (n_paths, {dim}), got {y0.shape}")
+        raise ValueError(f"{name} must have shape ({dim},) or ({count}, {dim}), got {y0.shape}")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n_paths must be a positive integer, got {n!r}")
+        raise ValueError(f"{count} must be a positive integer, got {n!r}")
     if n >= 2**32:
-        raise ValueError("n_paths must be below 2**32")
+        raise ValueError(f"{count} must be below 2**32")
     if not np.all(np.isfinite(y0s)):
-        raise ValueError("y0 contains NaN or inf")
+        raise ValueError(f"{name} contains NaN or inf")
     return np.ascontiguousarray(y0s, dtype=dtype), int(n)
 
 

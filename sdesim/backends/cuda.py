@@ -157,25 +157,11 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     S = _cpu_driver()  # the CPU driver's validation, shared
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
-    solver = get_solver(method)
-    solver.check_noise(sde.noise)
-    dtype = S._check_dtype(dtype)
-    ts = S._check_ts(ts)
-    dt = S._check_positive(dt, "dt")
-    y0s, n_paths = S._check_y0(y0, sde.dim, n_paths, dtype)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
-    k0, k1 = seed_to_key(seed)
-    if on_nonfinite not in ("raise", "flag"):
-        raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
-    if reduce and save_brownian:
-        raise ValueError("save_brownian=True stores every path; it cannot be combined with reduce=True")
-    if functional is not None and not reduce:
-        raise ValueError("functional is only used with reduce=True")
+    solver, dtype, ts, dt, y0s, n_paths, k0, k1 = S._check_common(
+        sde, y0, ts, method, dt, n_paths, seed, dtype, on_nonfinite, reduce, save_brownian, functional)
     if levy_substeps is not None:
         raise GPUUnsupportedError("levy_substeps applies to Milstein with general noise, which device='cuda' "
                                   "does not run; use device='cpu'")
-    S._check_args(sde.args)
     if threads_per_block is None:  # the simulator runs a Python thread per CUDA thread: fewer
         tpb = 32 if simulated() else THREADS_PER_BLOCK
     else:

@@ -39,6 +39,7 @@ import numba as nb
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..solve import _check_y0
 from .._rng import _counter, normals_range, philox4x32, seed_to_key
 from .minibatch import DataModel
 from .models import SphereModel, normalize_groups
@@ -634,31 +635,7 @@ def _check_decay(lr, wd, l, last):
 
 
 def _check_w0(model, w0, n_runs):
-    w0 = np.asarray(w0)
-    if not np.issubdtype(w0.dtype, np.number) or np.iscomplexobj(w0) or w0.dtype == bool:
-        raise TypeError(f"w0 must be a real array, got dtype {w0.dtype}")
-    d = model.d
-    if w0.ndim == 1:
-        if w0.shape[0] != d:
-            raise ValueError(f"w0 has length {w0.shape[0]} but the model has d={d}")
-        R = 1 if n_runs is None else n_runs
-        w0s = w0[None, :]
-    elif w0.ndim == 2:
-        if w0.shape[1] != d:
-            raise ValueError(f"w0 has shape {w0.shape}; expected (n_runs, {d})")
-        if n_runs is not None and n_runs != w0.shape[0]:
-            raise ValueError(f"w0 has {w0.shape[0]} rows but n_runs={n_runs}")
-        R = w0.shape[0]
-        w0s = w0
-    else:
-        raise ValueError(f"w0 must have shape ({d},) or (n_runs, {d}), got {w0.shape}")
-    if isinstance(R, bool) or not isinstance(R, numbers.Integral) or R < 1:
-        raise ValueError(f"n_runs must be a positive integer, got {R!r}")
-    if R >= 2**32:
-        raise ValueError("n_runs must be below 2**32")
-    w0s = np.ascontiguousarray(w0s, dtype=np.float64)
-    if not np.all(np.isfinite(w0s)):
-        raise ValueError("w0 contains NaN or inf")
+    w0s, R = _check_y0(w0, model.d, n_runs, np.float64, name="w0", count="n_runs", owner="the model has d")
     off = model.group_offsets
     for a, b in zip(off[:-1], off[1:]):
         if np.any(np.linalg.norm(w0s[:, a:b], axis=1) == 0):
