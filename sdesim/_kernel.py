@@ -2,22 +2,29 @@
 
 One factory builds every kernel: the scheme's ``step`` and the output mode are captured as
 compile-time constants, so there is a single time loop in the code base. Paths are processed
-in fixed chunks of :data:`CHUNK`; the kernel releases the GIL and
-:func:`sdesim.solve` runs ranges of chunks on a pool of threads. Each path's Brownian path
-is a counter-based function of (seed, path index) (:mod:`sdesim.brownian`), so results are
-bitwise independent of the number of threads and of how paths are split into calls.
+in chunks (``chunk`` paths; :data:`CHUNK` when moments are reduced on the fly); the kernel
+releases the GIL and :func:`sdesim.solve` runs ranges of chunks on a pool of threads. Each
+path's Brownian path is a counter-based function of (seed, path index) (:mod:`sdesim.brownian`),
+so results are bitwise independent of the number of threads and of how paths are split.
+
+Speed: the scheme's step, and through it the SDE's functions (compiled with
+``inline="always"``), are inlined into the kernel at Numba's IR level, so a step makes no
+function calls and no reference counting of ``args``; with one step per Brownian cell and every
+save time on the step grid (the common case), the increment of step ``n`` is drawn directly as
+the root of cell ``n`` and no Brownian tree is kept. Divisions follow NumPy's error model
+(``1/0 = inf``): a diverging path becomes non-finite and is caught at the next save time.
 """
 
 import numba as nb
 import numpy as np
 from numba.core.dispatcher import Dispatcher
 
-from .brownian import bridge_point, fill_cell, levy_area
+from .brownian import bridge_point, cell_increment, fill_cell, levy_area
 
 __all__ = ["CHUNK", "build_kernel"]
 
-#: Paths per parallel work item, and per on-the-fly reduction group (fixed: results must
-#: not depend on the thread count).
+#: Paths per on-the-fly reduction group (fixed: reduced moments must not depend on the thread
+#: count), and the largest chunk when paths are stored.
 CHUNK = 64
 
 # Floating-point flags: allow reassociation and contraction (vectorised sums) but keep
@@ -37,7 +44,7 @@ def _no_projection(t, y, args):
 
 
 def _jit(f):
-    return f if isinstance(f, Dispatcher) else nb.njit(f)
+    return f if isinstance(f, Dispatcher) else nb.njit(inline="always")(f)
 
 
 def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None):
@@ -58,31 +65,60 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     has_projection = sde.projection is not None
     area_dim = m if sde.noise in ("commutative", "general") else 1  # zero unless general
 
-    @nb.njit(nogil=True, fastmath=FASTMATH)
+    @nb.njit(inline="always")
+    def record(q, p, ch, t, y, args, ys, ws, w_cell, w_rel, fail_q, acc_n, acc_mean, acc_m2, fval):
+        """Save (or reduce) the state at save time ``q``; False (and ``fail_q[p] = q``) if it is not finite."""
+        for i in range(dim):
+            if not np.isfinite(y[i]):
+                fail_q[p] = q
+                return False
+        if store:
+            for i in range(dim):
+                ys[q, p, i] = y[i]
+        else:
+            func(t, y, args, fval)
+            cnt = acc_n[ch, q] + 1
+            acc_n[ch, q] = cnt
+            for i in range(n_f):
+                delta = fval[i] - acc_mean[ch, q, i]
+                acc_mean[ch, q, i] += delta / cnt
+                acc_m2[ch, q, i] += delta * (fval[i] - acc_mean[ch, q, i])
+        if save_w:
+            for c in range(m):
+                ws[q, p, c] = w_cell[c] + w_rel[c]
+        return True
+
+    @nb.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")
     def kernel(y0s, path0, n_paths, t0, dt, n_steps, k, K, save_step, save_pos, save_t,
-               sqrt_b, sds, k0, k1, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, ch_lo, ch_hi):
+               sqrt_b, sds, k0, k1, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, chunk, ch_lo, ch_hi):
         depth = k + K
         n_buf = 1 << depth
         mask = (1 << k) - 1
         n_save = save_step.size
-        n_chunks = (n_paths + CHUNK - 1) // CHUNK
+        n_chunks = (n_paths + chunk - 1) // chunk
         per_path_y0 = y0s.shape[0] > 1
         z_size = max(1, n_buf >> 1) * m + 2
+        # one step per Brownian cell and every save time on the grid: the increment of step n
+        # is the root of cell n, sqrt(B) Z (bitwise what the tree gives), so no tree is kept
+        one_step_cells = depth == 0 and not general_area
+        for q in range(n_save):
+            if save_pos[q] >= 0.0:
+                one_step_cells = False
         for ch in range(ch_lo, min(ch_hi, n_chunks)):
             y = np.empty(dim, dt_)
             y_new = np.empty(dim, dt_)
             work = np.zeros(work_size, dt_)
             buf = np.empty((n_buf + 1, m))
             z = np.empty(z_size)
-            w_cell = np.empty(m)   # W at the start of the current cell
-            w_rel = np.empty(m)    # W at the current time, relative to the cell start
+            w_cell = np.zeros(m)   # W at the start of the current cell
+            w_rel = np.zeros(m)    # W at the current time, relative to the cell start
             w_to = np.empty(m)
             wl = np.empty(m)
             wr = np.empty(m)
             dW = np.empty(m, dt_)
             area = np.zeros((area_dim, area_dim), dt_)
             fval = np.empty(n_f, dt_)
-            for p in range(ch * CHUNK, min(n_paths, (ch + 1) * CHUNK)):
+            for p in range(ch * chunk, min(n_paths, (ch + 1) * chunk)):
                 path = path0 + p
                 src = p if per_path_y0 else 0
                 for i in range(dim):
@@ -94,8 +130,8 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                 q = 0
                 j_cur = 0  # buffer index of the last tree point at or before t
                 failed = False
-                for n in range(-1, n_steps):
-                    if n >= 0:
+                for n in range(-1, n_steps):  # n = -1: the save at the start
+                    if n >= 0 and not one_step_cells:
                         i_cell = n & mask
                         cell = n >> k
                         if i_cell == 0:
@@ -106,63 +142,53 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                             fill_cell(k0, k1, cell, path, depth, m, sqrt_b, sds, buf, z)
                             j_cur = 0
                         j_end = (i_cell + 1) << K
-                        t_end = t0 + (n + 1) * dt
+                    t_end = t0 + (n + 1) * dt
                     # off-grid save times inside this step come first, then the grid point
                     while True:
-                        on_grid = True
+                        on_grid = not (q < n_save and save_step[q] == n and save_pos[q] >= 0.0)
                         if n >= 0:
-                            if q < n_save and save_step[q] == n and save_pos[q] >= 0.0:
-                                on_grid = False
-                                x = save_pos[q] * n_buf
-                                j_to = int(x)
+                            t_to = t_end
+                            if one_step_cells:
                                 for c in range(m):
-                                    wl[c] = buf[j_to, c]
-                                    wr[c] = buf[j_to + 1, c]
-                                bridge_point(k0, k1, cell, path, depth, j_to, x - j_to, m, sds,
-                                             wl, wr, w_to, z)
-                                t_to = save_t[q]
-                                last = j_to + 1
+                                    w_cell[c] += w_rel[c]
+                                cell_increment(k0, k1, n, path, m, sqrt_b, w_rel)
+                                for c in range(m):
+                                    dW[c] = w_rel[c]
                             else:
-                                for c in range(m):
-                                    w_to[c] = buf[j_end, c]
                                 j_to = j_end
-                                t_to = t_end
                                 last = j_end
-                            for c in range(m):
-                                dW[c] = w_to[c] - w_rel[c]
-                            if general_area:
-                                levy_area(w_rel, buf, j_cur + 1, last, w_to, m, area)
+                                if on_grid:
+                                    for c in range(m):
+                                        w_to[c] = buf[j_end, c]
+                                else:
+                                    x = save_pos[q] * n_buf
+                                    j_to = int(x)
+                                    for c in range(m):
+                                        wl[c] = buf[j_to, c]
+                                        wr[c] = buf[j_to + 1, c]
+                                    bridge_point(k0, k1, cell, path, depth, j_to, x - j_to, m, sds,
+                                                 wl, wr, w_to, z)
+                                    t_to = save_t[q]
+                                    last = j_to + 1
+                                for c in range(m):
+                                    dW[c] = w_to[c] - w_rel[c]
+                                if general_area:
+                                    levy_area(w_rel, buf, j_cur + 1, last, w_to, m, area)
+                                for c in range(m):
+                                    w_rel[c] = w_to[c]
+                                j_cur = j_to
                             step(t, t_to - t, y, dW, area, args, work, y_new)
                             y, y_new = y_new, y
                             if has_projection:
                                 project(t_to, y, args)
-                            for c in range(m):
-                                w_rel[c] = w_to[c]
                             t = t_to
-                            j_cur = j_to
-                        if q < n_save and save_step[q] == n and (on_grid == (save_pos[q] < 0.0)):
-                            for i in range(dim):
-                                if not np.isfinite(y[i]):
-                                    failed = True
-                            if failed:
-                                fail_q[p] = q
+                        if q < n_save and save_step[q] == n:
+                            if not record(q, p, ch, t, y, args, ys, ws, w_cell, w_rel, fail_q,
+                                          acc_n, acc_mean, acc_m2, fval):
+                                failed = True
                                 break
-                            if store:
-                                for i in range(dim):
-                                    ys[q, p, i] = y[i]
-                            else:
-                                func(t, y, args, fval)
-                                cnt = acc_n[ch, q] + 1
-                                acc_n[ch, q] = cnt
-                                for i in range(n_f):
-                                    delta = fval[i] - acc_mean[ch, q, i]
-                                    acc_mean[ch, q, i] += delta / cnt
-                                    acc_m2[ch, q, i] += delta * (fval[i] - acc_mean[ch, q, i])
-                            if save_w:
-                                for c in range(m):
-                                    ws[q, p, c] = w_cell[c] + w_rel[c]
                             q += 1
-                        if on_grid or n < 0:
+                        if on_grid:
                             break
                     if failed or q >= n_save:
                         break

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._rng import normal_at, normals_range
 
-__all__ = ["LEAF_LEVEL", "sd_table", "fill_cell", "bridge_point", "levy_area"]
+__all__ = ["LEAF_LEVEL", "sd_table", "cell_increment", "fill_cell", "bridge_point", "levy_area"]
 
 #: Depth (below a cell) of the leaves in which non-dyadic points are bridged.
 LEAF_LEVEL = 32
@@ -38,6 +38,14 @@ def sd_table(brownian_dt):
 
 
 @nb.njit(cache=True)
+def cell_increment(k0, k1, cell, path, m, sqrt_b, out):
+    """``out[c] = W_c(end) - W_c(start)`` of cell ``cell``: ``sqrt(B) Z`` (``m`` normals of tag 0)."""
+    normals_range(k0, k1, 0, 0, m, cell, path, out)
+    for c in range(m):
+        out[c] *= sqrt_b
+
+
+@nb.njit(cache=True)
 def fill_cell(k0, k1, cell, path, depth, m, sqrt_b, sds, buf, z):
     """Fill ``buf[i, c] = W_c(start + i B / 2**depth) - W_c(start)`` for ``i = 0 .. 2**depth``.
 
@@ -45,11 +53,9 @@ def fill_cell(k0, k1, cell, path, depth, m, sqrt_b, sds, buf, z):
     Costs ``2**depth * m`` normals.
     """
     n = 1 << depth
-    row = buf[n]
-    normals_range(k0, k1, 0, 0, m, cell, path, row)
+    cell_increment(k0, k1, cell, path, m, sqrt_b, buf[n])
     for c in range(m):
         buf[0, c] = 0.0
-        row[c] *= sqrt_b
     for level in range(depth):
         nodes = 1 << level
         width = n >> level

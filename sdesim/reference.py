@@ -13,19 +13,19 @@ GBM_MU = np.array([0.5, -0.3])
 GBM_S = np.array([0.8, 0.6])
 
 
-@nb.njit
+@nb.njit(inline="always")
 def gbm_drift(t, y, args, out):
     for i in range(y.size):
         out[i] = args[0][i] * y[i]
 
 
-@nb.njit
+@nb.njit(inline="always")
 def gbm_diffusion(t, y, args, out):
     for i in range(y.size):
         out[i] = args[1][i] * y[i]
 
 
-@nb.njit
+@nb.njit(inline="always")
 def gbm_derivative(t, y, args, out):
     for i in range(y.size):
         out[i] = args[1][i]
@@ -51,21 +51,21 @@ LIN_A = _circ(-0.2, 0.3)
 LIN_B = np.stack([_circ(0.4, 0.2), _circ(-0.1, 0.3)])  # (noise_dim=2, 2, 2); scalar uses LIN_B[0]
 
 
-@nb.njit
+@nb.njit(inline="always")
 def lin_drift(t, y, args, out):
     A = args[0]
     for i in range(2):
         out[i] = A[i, 0] * y[0] + A[i, 1] * y[1]
 
 
-@nb.njit
+@nb.njit(inline="always")
 def lin_scalar_diffusion(t, y, args, out):
     B = args[1][0]
     for i in range(2):
         out[i] = B[i, 0] * y[0] + B[i, 1] * y[1]
 
 
-@nb.njit
+@nb.njit(inline="always")
 def lin_matrix_diffusion(t, y, args, out):
     Bs = args[1]
     for j in range(Bs.shape[0]):
@@ -91,13 +91,13 @@ def linear_exact(t, w, y0, Bs):
 
 
 # --- a non-commutative 2-d SDE: dY1 = -Y1/2 dt + dW1, dY2 = -Y2/10 dt + cos(Y1) dW1/2 + Y1 dW2 ----
-@nb.njit
+@nb.njit(inline="always")
 def nc_drift(t, y, args, out):
     out[0] = -0.5 * y[0]
     out[1] = -0.1 * y[1]
 
 
-@nb.njit
+@nb.njit(inline="always")
 def nc_diffusion(t, y, args, out):
     out[0, 0] = 1.0
     out[0, 1] = 0.0
@@ -112,13 +112,13 @@ noncommutative = sdesim.SDE(nc_drift, nc_diffusion, dim=2, noise_dim=2, noise="g
 OU_THETA, OU_SIGMA = 1.5, 0.7
 
 
-@nb.njit
+@nb.njit(inline="always")
 def ou_drift(t, y, args, out):
     for i in range(y.size):
         out[i] = -args[0] * y[i]
 
 
-@nb.njit
+@nb.njit(inline="always")
 def ou_diffusion(t, y, args, out):
     for i in range(y.size):
         out[i] = args[1]
@@ -128,7 +128,7 @@ ou = sdesim.SDE(ou_drift, ou_diffusion, dim=3, noise="diagonal", args=(OU_THETA,
 
 
 # --- linear ODE with a switchable additive noise, for "zero diffusion = explicit Euler" -------
-@nb.njit
+@nb.njit(inline="always")
 def affine_drift(t, y, args, out):
     M = args[0]
     for i in range(y.size):
@@ -138,7 +138,7 @@ def affine_drift(t, y, args, out):
         out[i] = acc
 
 
-@nb.njit
+@nb.njit(inline="always")
 def zero_matrix_diffusion(t, y, args, out):
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):

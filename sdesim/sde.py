@@ -39,7 +39,8 @@ def _jit(func, what):
         return func
     if not callable(func):
         raise TypeError(f"{what} must be a function f(t, y, args, out), got {type(func).__name__}")
-    return nb.njit(func)
+    # inlined into the kernel at Numba's IR level: no call, no reference counting of args per step
+    return nb.njit(inline="always")(func)
 
 
 class SDE:

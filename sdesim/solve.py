@@ -4,6 +4,7 @@ import math
 import numbers
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -147,13 +148,17 @@ def _run(kernel, y0s, path0, n_paths, ts, dt, n_steps, k, K, save_step, save_pos
     ys = np.empty((T, n_paths, sde.dim) if store else (1, 1, 1), dtype=dtype)
     ws = np.zeros((T, n_paths, sde.noise_dim) if save_w else (1, 1, 1))
     fail_q = np.full(n_paths, -1, dtype=np.int64)
-    n_chunks = max(1, -(-n_paths // CHUNK))
+    # reduce mode keeps per-chunk moments, so its chunks are fixed (results must not depend on the
+    # thread count); stored paths are independent of the chunking: small chunks balance the threads
+    chunk = CHUNK if not store else max(1, min(CHUNK, -(-n_paths // (4 * n_threads))))
+    n_chunks = max(1, -(-n_paths // chunk))
     acc_n = np.zeros((n_chunks, T) if not store else (1, 1), dtype=np.int64)
     acc_mean = np.zeros((n_chunks, T, n_f) if not store else (1, 1, 1), dtype=dtype)
     acc_m2 = np.zeros_like(acc_mean)
     fixed = (y0s, np.int64(path0), np.int64(n_paths), float(ts[0]), float(dt), np.int64(n_steps),
              np.int64(k), np.int64(K), save_step, save_pos, ts, math.sqrt(brownian_dt),
-             sd_table(brownian_dt), k0, k1, sde.args, ys, ws, fail_q, acc_n, acc_mean, acc_m2)
+             sd_table(brownian_dt), k0, k1, sde.args, ys, ws, fail_q, acc_n, acc_mean, acc_m2,
+             np.int64(chunk))
     _parallel_chunks(kernel, fixed, n_chunks, n_threads)
     if store:
         return ys, ws, fail_q
@@ -211,10 +216,45 @@ def _run_chunks(kernel, fixed, n_chunks, n_threads):
         return
     n_pieces = min(n_chunks, 4 * n_threads)
     bounds = np.linspace(0, n_chunks, n_pieces + 1).round().astype(np.int64)
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        futures = [pool.submit(kernel, *fixed, bounds[i], bounds[i + 1]) for i in range(n_pieces)]
-        for f in futures:
-            f.result()
+    pieces = iter(range(n_pieces))
+    lock = threading.Lock()
+
+    def worker():  # n_threads of these take pieces until none is left
+        while True:
+            with lock:
+                i = next(pieces, None)
+            if i is None:
+                return
+            kernel(*fixed, bounds[i], bounds[i + 1])
+
+    futures = [_thread_pool(n_threads).submit(worker) for _ in range(n_threads)]
+    for f in futures:
+        f.result()
+
+
+_POOL = {"pool": None, "size": 0}
+_POOL_LOCK = threading.Lock()
+
+
+def _thread_pool(n_threads):
+    """One process-wide pool of worker threads, grown on demand (starting threads for every solve
+    cost ~1 ms, a large part of a short solve)."""
+    with _POOL_LOCK:
+        if _POOL["size"] < n_threads:
+            old = _POOL["pool"]
+            _POOL["pool"] = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="sdesim")
+            _POOL["size"] = n_threads
+            if old is not None:
+                old.shutdown(wait=False)
+        return _POOL["pool"]
+
+
+def _forget_pool():  # a forked child has none of the parent's threads
+    _POOL["pool"], _POOL["size"] = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _reduce_blocks(kernel, y0s, n_paths, ts, dt, n_steps, k, K, save_step, save_pos, brownian_dt,

@@ -57,7 +57,7 @@ def _sgd_functions(model):
     iLT, iLV, iWT, iWV = _schedule_slots(model)
     grad, product, factor = model.grad_kernel, model.noise_product_kernel, model.noise_factor_kernel
 
-    @nb.njit
+    @nb.njit(inline="always")
     def drift(t, y, args, out):
         eta = schedule_value(t, args[iLT], args[iLV])
         lam = schedule_value(t, args[iWT], args[iWV])
@@ -65,7 +65,7 @@ def _sgd_functions(model):
         for i in range(d):
             out[i] = -eta * (out[i] + lam * y[i])
 
-    @nb.njit
+    @nb.njit(inline="always")
     def diffusion(t, y, args, out):
         eta = schedule_value(t, args[iLT], args[iLV])
         factor(y, args, out)
@@ -73,7 +73,7 @@ def _sgd_functions(model):
             for j in range(n):
                 out[i, j] *= eta
 
-    @nb.njit
+    @nb.njit(inline="always")
     def noise_product(t, y, args, dB, out):
         eta = schedule_value(t, args[iLT], args[iLV])
         product(y, args, dB, out)
@@ -84,7 +84,7 @@ def _sgd_functions(model):
     if fused is None:
         return drift, diffusion, noise_product, None
 
-    @nb.njit
+    @nb.njit(inline="always")
     def drift_and_noise(t, y, args, dB, a, gdw):
         eta = schedule_value(t, args[iLT], args[iLV])
         lam = schedule_value(t, args[iWT], args[iWV])

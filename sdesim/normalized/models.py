@@ -69,7 +69,7 @@ def _norm(w):
     return np.sqrt(acc)
 
 
-@nb.njit
+@nb.njit(inline="always")
 def _sphere_grad(w, params, out):
     """grad of L(w) = 1/2 wbar^T H wbar: (1/|w|) (I - wbar wbar^T) H wbar."""
     H = params[0]
@@ -109,7 +109,7 @@ def _sphere_loss(w, params):
     return 0.5 * acc / r2
 
 
-@nb.njit
+@nb.njit(inline="always")
 def _sphere_noise_product(w, params, dB, out):
     """S(w) dB with S = (s / |w|) (I - wbar wbar^T)  (a projector, so S S^T = Sigma)."""
     s = params[1][0]
@@ -131,7 +131,7 @@ def _sphere_noise_factor(w, params, out):
             out[i, j] = s / r * ((1.0 if i == j else 0.0) - w[i] * w[j] / (r * r))
 
 
-@nb.njit
+@nb.njit(inline="always")
 def _sphere_noise_trace(w, params, out):
     """tr Sigma(w) = s^2 (d - 1) / |w|^2 (one group)."""
     r = _norm(w)

@@ -28,7 +28,7 @@ class Euler(Solver):
         if sde.diffusion_product is not None:
             return _make_product_step(sde)
 
-        @nb.njit
+        @nb.njit(inline="always")
         def step(t, h, y, dW, area, args, work, y_out):
             a = work[:dim]
             g = work[dim:g_end]
@@ -51,7 +51,7 @@ def _make_product_step(sde):
     if sde.drift_and_product is not None:
         both = sde.drift_and_product
 
-        @nb.njit
+        @nb.njit(inline="always")
         def fused_step(t, h, y, dW, area, args, work, y_out):
             a = work[:dim]
             gdw = work[dim:2 * dim]
@@ -61,7 +61,7 @@ def _make_product_step(sde):
 
         return fused_step
 
-    @nb.njit
+    @nb.njit(inline="always")
     def step(t, h, y, dW, area, args, work, y_out):
         a = work[:dim]
         gdw = work[dim:2 * dim]

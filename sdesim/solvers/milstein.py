@@ -72,7 +72,7 @@ def _make_elementwise_step(sde):
     d_shape = ((dim,) if diagonal else (dim, dim)) if analytic else ((0,) if diagonal else (0, 0))
     d_end = d0 + (dim if diagonal else dim * dim) * analytic
 
-    @nb.njit
+    @nb.njit(inline="always")
     def step(t, h, y, dW, area, args, work, y_out):
         a = work[a0:g0]
         g = work[g0:yb0]
@@ -118,7 +118,7 @@ def _make_matrix_step(sde):
     d_shape = (dim, m, dim) if analytic else (0, 0, 0)
     d_end = d0 + dim * m * dim * analytic
 
-    @nb.njit
+    @nb.njit(inline="always")
     def step(t, h, y, dW, area, args, work, y_out):
         a = work[a0:g0]
         g = work[g0:yb0]
