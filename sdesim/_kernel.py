@@ -178,7 +178,8 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                                     w_rel[c] = w_to[c]
                                 j_cur = j_to
                             step(t, t_to - t, y, dW, area, args, work, y_new)
-                            y, y_new = y_new, y
+                            for i in range(dim):  # a copy, not a swap: swapping array variables
+                                y[i] = y_new[i]   # costs reference counting every step
                             if has_projection:
                                 project(t_to, y, args)
                             t = t_to

@@ -81,11 +81,15 @@ def _sgd_functions(model):
             out[i] *= eta
 
     fused = getattr(model, "grad_and_noise_product_kernel", None)
-    if fused is None:
-        return drift, diffusion, noise_product, None
+    if fused is None:  # models without a shared forward pass: gradient and noise product in turn
+        @nb.njit(inline="always")
+        def fused(y, args, dB, a, gdw):
+            grad(y, args, a)
+            product(y, args, dB, gdw)
 
     @nb.njit(inline="always")
     def drift_and_noise(t, y, args, dB, a, gdw):
+        # one schedule lookup per rate per step (each lookup reads arrays out of args)
         eta = schedule_value(t, args[iLT], args[iLV])
         lam = schedule_value(t, args[iWT], args[iWV])
         fused(y, args, dB, a, gdw)
