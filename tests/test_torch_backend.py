@@ -13,7 +13,6 @@ import sys
 import numpy as np
 import pytest
 
-import sdesim
 from sdesim import reference as ref
 from sdesim.backends.agreement import compare, ks, moment_z
 from sdesim.normalized import NormalizedLinearClassifier, Schedule, SphereModel, gaussian_mixture, load_digits

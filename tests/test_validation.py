@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import sdesim
-from sdesim.reference import gbm, make_affine, noncommutative
+from sdesim.reference import gbm, make_affine
 
 Y0 = np.array([1.0, 0.7])
 TS = np.array([0.0, 0.5, 1.0])
