@@ -133,3 +133,22 @@ def test_general_noise_results_do_not_depend_on_threads():
     a = sdesim.solve(noncommutative, y0, TS, n_threads=1, **kw)
     b = sdesim.solve(noncommutative, y0, TS, n_threads=2, **kw)
     np.testing.assert_array_equal(a.ys, b.ys)
+
+
+@pytest.mark.parametrize("method", ["euler", "milstein"])
+def test_one_step_cells_shortcut_equals_the_tree_walk(method):
+    """With ``brownian_dt == dt`` and every save time on the grid, the kernel draws each step's
+    increment directly (no tree). One extra off-grid save time after the grid turns that off for
+    the whole solve; every earlier state and Brownian value must be bitwise the same."""
+    from sdesim.normalized import SphereModel, sgd_sde
+
+    sphere = sgd_sde(SphereModel(6), 0.1, 0.01)
+    for sde, y0 in ((gbm, np.array([1.0, 0.7])), (sphere, np.full(6, 0.8))):
+        if method == "milstein" and sde is sphere:
+            continue  # general noise: Milstein needs Levy areas, hence the tree anyway
+        ts = np.arange(9) * 0.25
+        kw = dict(method=method, dt=0.25, n_paths=7, seed=5, save_brownian=True, n_threads=1)
+        direct = sdesim.solve(sde, y0, ts, **kw)
+        tree = sdesim.solve(sde, y0, np.append(ts, 2.1), **kw)
+        np.testing.assert_array_equal(direct.ys, tree.ys[:-1])
+        np.testing.assert_array_equal(direct.ws, tree.ws[:-1])
