@@ -2,7 +2,9 @@
 
 An Ito SDE ``dY = f(t, Y) dt + g(t, Y) dW`` with ``Y`` of length ``dim`` and ``W`` a Brownian
 motion of length ``noise_dim``. The user writes plain Python functions that fill an output
-array; sdesim compiles them with Numba.
+array; sdesim compiles them with ``numba.njit(inline="always")``, so that they are inlined into
+the compiled time loop (functions you jit yourself are used as they are: give them
+``inline="always"`` for the same speed).
 """
 
 import numba as nb
