@@ -20,8 +20,9 @@ _LN2_LO = 1.90821492927058770002e-10
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: the low bits of v + _ROUND hold round(v)
 _ROUND_BITS = np.int64(0x4338000000000000)  # the bits of _ROUND
 _LOWEST = -700.0
-_C = [1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64))) for j in range(14)]  # 1/j!
-C0, C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13 = _C
+#: 1/j! for j = 12 .. 0: Horner's order after the leading 1/13!
+_HORNER = tuple(1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64))) for j in range(12, -1, -1))
+_LEAD = 1.0 / float(np.prod(np.arange(1, 14, dtype=np.float64)))
 
 
 @nb.njit(fastmath={"contract"})
@@ -36,19 +37,10 @@ def exp_nonpositive(x, out):
             kr = _ROUND  # NaN: k = 0, so that the exponent update below leaves p's NaN alone
         k = kr - _ROUND                        # round(v / ln 2), as a float
         r = (v - k * _LN2_HI) - k * _LN2_LO    # |r| <= ln(2)/2
-        p = C13 * r + C12
-        p = p * r + C11
-        p = p * r + C10
-        p = p * r + C9
-        p = p * r + C8
-        p = p * r + C7
-        p = p * r + C6
-        p = p * r + C5
-        p = p * r + C4
-        p = p * r + C3
-        p = p * r + C2
-        p = p * r + C1
-        out[i] = p * r + C0
+        p = _LEAD
+        for c in _HORNER:
+            p = p * r + c
+        out[i] = p
         kf[i] = kr
     k_bits = kf.view(np.int64)
     out_bits = out.view(np.int64)
