@@ -99,6 +99,7 @@ def _ziggurat_tables(n=256):
 
 
 _ZK, _ZW, _ZF, _ZR = _ziggurat_tables()
+_ZK_SIGNED = _ZK.astype(np.int64)  # the same values (< 2**52): signed compares and conversions are cheaper
 _MANT = np.uint64((1 << 52) - 1)
 _TO_UNIT = 1.0 / 2.0**53
 
@@ -191,19 +192,21 @@ def normals_range(k0, k1, tag, start, count, cell, path, out):
     n_rejected = 0
     for i in range(2 * n_pairs):
         w = bits[i]
-        idx = w & np.uint64(0xFF)
-        mant = (w >> np.uint64(9)) & _MANT
-        x = mant * _ZW[idx]
+        idx = np.intp(w & np.uint64(0xFF))
+        mant = np.int64((w >> np.uint64(9)) & _MANT)  # < 2**52: exact as a signed integer and as a float
+        x = np.float64(mant) * _ZW[idx]
         x = -x if (w >> np.uint64(8)) & np.uint64(1) else x
-        ok = mant < _ZK[idx]
+        ok = mant < _ZK_SIGNED[idx]
         n_rejected += not ok
         body[i] = x if ok else np.nan
-    if n_rejected:
-        for i in range(2 * n_pairs):
-            if np.isnan(body[i]):
-                c0, c1, c2, c3 = _counter(tag, first + (i >> 1), cell, path)
-                a, b = philox4x32(c0, c1, c2, c3, k0, k1)
-                w = b if i & 1 else a
-                body[i] = _ziggurat_slow(w, k0, k1, c0, c1, c2, c3, np.uint64(i & 1))
+    i = 0
+    while n_rejected:  # the rejected words, in order, until all are repaired
+        if np.isnan(body[i]):
+            c0, c1, c2, c3 = _counter(tag, first + (i >> 1), cell, path)
+            a, b = philox4x32(c0, c1, c2, c3, k0, k1)
+            w = b if i & 1 else a
+            body[i] = _ziggurat_slow(w, k0, k1, c0, c1, c2, c3, np.uint64(i & 1))
+            n_rejected -= 1
+        i += 1
     if (count - lead) & 1:
         out[count - 1] = normal_at(k0, k1, tag, start + count - 1, cell, path)
