@@ -194,7 +194,11 @@ def normals_range(k0, k1, tag, start, count, cell, path, out):
         w = bits[i]
         idx = np.intp(w & np.uint64(0xFF))
         mant = np.int64((w >> np.uint64(9)) & _MANT)  # < 2**52: exact as a signed integer and as a float
-        x = np.float64(mant) * _ZW[idx]
+        # float(mant) from two 26-bit halves: exact, and int32 -> float64 converts on SIMD lanes
+        # (int64 -> float64 does not with AVX2); ~15% faster than np.float64(mant), same bits
+        hi = np.int32((w >> np.uint64(35)) & np.uint64(0x3FFFFFF))
+        lo = np.int32((w >> np.uint64(9)) & np.uint64(0x3FFFFFF))
+        x = (np.float64(hi) * 67108864.0 + np.float64(lo)) * _ZW[idx]
         x = -x if (w >> np.uint64(8)) & np.uint64(1) else x
         ok = mant < _ZK_SIGNED[idx]
         n_rejected += not ok
