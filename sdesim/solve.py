@@ -275,23 +275,34 @@ def _reduce_blocks(kernel, y0s, n_paths, ts, dt, n_steps, k, K, save_step, save_
         acc_n, acc_mean, acc_m2, fail_q = _run(
             kernel, block_y0, start, size, ts, dt, n_steps, k, K, save_step, save_pos,
             brownian_dt, k0, k1, sde, dtype, False, False, n_f, n_threads)
-        for ch in range(acc_n.shape[0]):
-            nb_ = acc_n[ch].astype(np.float64)[:, None]
-            na = count[:, None]
-            tot = na + nb_
-            safe = np.where(tot > 0, tot, 1.0)
-            delta = acc_mean[ch] - mean
-            mean = mean + delta * (nb_ / safe)
-            m2 = m2 + acc_m2[ch] + delta**2 * (na * nb_ / safe)
-            count = tot[:, 0]
+        count, mean, m2 = merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)
         bad = np.flatnonzero(fail_q >= 0)
         fails.append(np.stack([bad + start, fail_q[bad]], axis=1) if bad.size else np.zeros((0, 2), np.int64))
     fail_all = np.full(n_paths, -1, dtype=np.int64)
     for rows in fails:
         fail_all[rows[:, 0]] = rows[:, 1]
+    return count, mean, sample_variance(count, m2), fail_all
+
+
+def merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2):
+    """Merge per-chunk (count, mean, M2) into running ones, chunk by chunk in a fixed order (Chan et
+    al.): ``count`` (T,), ``mean``/``m2`` (T, n_f); ``acc_*`` have a leading chunk axis."""
+    for ch in range(acc_n.shape[0]):
+        nb_ = acc_n[ch].astype(np.float64)[:, None]
+        na = count[:, None]
+        tot = na + nb_
+        safe = np.where(tot > 0, tot, 1.0)
+        delta = acc_mean[ch] - mean
+        mean = mean + delta * (nb_ / safe)
+        m2 = m2 + acc_m2[ch] + delta**2 * (na * nb_ / safe)
+        count = tot[:, 0]
+    return count, mean, m2
+
+
+def sample_variance(count, m2):
+    """``M2 / (count - 1)`` per save time; NaN where fewer than two paths were counted."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.where(count[:, None] > 1, m2 / np.maximum(count[:, None] - 1, 1), np.nan)
-    return count, mean, var, fail_all
+        return np.where(count[:, None] > 1, m2 / np.maximum(count[:, None] - 1, 1), np.nan)
 
 
 # ----------------------------------------------------------------------------- validation

@@ -20,24 +20,16 @@ import numpy as np
 from numba import cuda
 from numba import types as nbt
 
-from .._rng import _ZF, _ZK, _ZR, _ZW
+from .._rng import _M0, _M1, _MANT, _MASK32, _S32, _TO_UNIT, _W0, _W1, _ZF, _ZK, _ZR, _ZW
 from ._cuda_translate import device_function
 
 __all__ = ["build_kernel", "normal_pair", "normal_at", "build_normals_kernel", "normal_at_kernel", "tables"]
 
-_M0 = np.uint64(0xD2511F53)
-_M1 = np.uint64(0xCD9E8D57)
-_W0 = np.uint64(0x9E3779B9)
-_W1 = np.uint64(0xBB67AE85)
-_MASK32 = np.uint64(0xFFFFFFFF)
-_S32 = np.uint64(32)
 _B8 = np.uint64(0xFF)
 _ONE = np.uint64(1)
 _SH8 = np.uint64(8)
 _SH9 = np.uint64(9)
 _SH11 = np.uint64(11)
-_MANT = np.uint64((1 << 52) - 1)
-_TO_UNIT = 1.0 / 2.0**53
 _R = float(_ZR)
 
 

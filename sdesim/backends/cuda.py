@@ -301,6 +301,7 @@ def _reduce(launch, kern, n_paths, n_f, T, dtype):
     Per chunk of :data:`~sdesim._kernel.CHUNK` paths: Welford in the state dtype; chunks merged in
     path order (Chan et al.) in float64, as :func:`sdesim.solve` does.
     """
+    S = _cpu_driver()
     itemsize = np.dtype(dtype).itemsize
     block = max(CHUNK, (REDUCE_BYTES // max(1, T * n_f * itemsize)) // CHUNK * CHUNK)
     count = np.zeros(T)
@@ -315,19 +316,9 @@ def _reduce(launch, kern, n_paths, n_f, T, dtype):
         acc_mean = np.zeros((n_chunks, T, n_f), dtype=dtype)
         acc_m2 = np.zeros_like(acc_mean)
         _welford_chunks(vals, fail_q, acc_n, acc_mean, acc_m2)
-        for ch in range(n_chunks):
-            nb_ = acc_n[ch].astype(np.float64)[:, None]
-            na = count[:, None]
-            tot = na + nb_
-            safe = np.where(tot > 0, tot, 1.0)
-            delta = acc_mean[ch] - mean
-            mean = mean + delta * (nb_ / safe)
-            m2 = m2 + acc_m2[ch] + delta**2 * (na * nb_ / safe)
-            count = tot[:, 0]
+        count, mean, m2 = S.merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)
         fail_all[start:start + size] = fail_q
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.where(count[:, None] > 1, m2 / np.maximum(count[:, None] - 1, 1), np.nan)
-    return count, mean, var, fail_all
+    return count, mean, S.sample_variance(count, m2), fail_all
 
 
 def _welford_chunks(vals, fail_q, acc_n, acc_mean, acc_m2):

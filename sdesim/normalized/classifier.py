@@ -8,7 +8,7 @@ import numba as nb
 import numpy as np
 
 from ._fastexp import exp_nonpositive
-from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale
+from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 
 __all__ = ["NormalizedLinearClassifier"]
 
@@ -57,13 +57,8 @@ def _raw_weighted_pair(wn, params, c0, c1):
     """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM."""
     X, Y, scale = params[2], params[3], params[1][1]
     R = softmax_residual(_logits(wn, params, X), Y)
-    n, K = R.shape
-    C = np.empty((n, 2 * K))
-    for i in range(n):
-        for k in range(K):
-            C[i, k] = R[i, k] * c0[i]
-            C[i, K + k] = R[i, k] * c1[i]
-    A = np.dot(X.T, C) * scale  # (p, 2K)
+    K = R.shape[1]
+    A = np.dot(X.T, paired_weights(R, c0, c1)) * scale  # (p, 2K)
     return np.ascontiguousarray(A[:, :K]).ravel(), np.ascontiguousarray(A[:, K:]).ravel()
 
 

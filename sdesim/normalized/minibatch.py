@@ -31,7 +31,7 @@ import numpy as np
 
 from .models import normalize_groups, tangent_per_group
 
-__all__ = ["noise_factor_scale", "make_data_kernels", "make_minibatch_kernel"]
+__all__ = ["noise_factor_scale", "paired_weights", "make_data_kernels", "make_minibatch_kernel"]
 
 
 def noise_factor_scale(n, batch_size, replace):
@@ -57,6 +57,19 @@ def _centred(dB):
     for i in range(n):
         c[i] = dB[i] - mean
     return c
+
+
+@nb.njit
+def paired_weights(Q, c0, c1):
+    """``[Q * c0[:, None], Q * c1[:, None]]`` side by side, shape ``(n, 2 m)``: one GEMM then gives
+    two weighted sums of per-sample terms (``raw_weighted_pair`` of the data models)."""
+    n, m = Q.shape
+    C = np.empty((n, 2 * m))
+    for i in range(n):
+        for j in range(m):
+            C[i, j] = Q[i, j] * c0[i]
+            C[i, m + j] = Q[i, j] * c1[i]
+    return C
 
 
 def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair):

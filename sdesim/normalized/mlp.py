@@ -11,7 +11,7 @@ import numba as nb
 import numpy as np
 
 from .classifier import softmax_residual
-from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale
+from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 
 __all__ = ["WeightNormMLP"]
 
@@ -64,13 +64,8 @@ def _raw_weighted(wn, params, c):
 def _raw_weighted_pair(wn, params, c0, c1):
     """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM."""
     Q, _ = _unit_coefficients(wn, params)
-    n, m = Q.shape
-    C = np.empty((n, 2 * m))
-    for i in range(n):
-        for j in range(m):
-            C[i, j] = Q[i, j] * c0[i]
-            C[i, m + j] = Q[i, j] * c1[i]
-    A = np.dot(C.T, params[2])  # (2m, p)
+    m = Q.shape[1]
+    A = np.dot(paired_weights(Q, c0, c1).T, params[2])  # (2m, p)
     return A[:m].ravel(), A[m:].ravel()
 
 
