@@ -133,6 +133,12 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     run_s = time.perf_counter() - t_r
     sol.stats = {"compile_s": compile_s, "run_s": run_s, "n_steps": n_steps,
                  "n_paths": n_paths, "levy_substeps": 2**K if K else None, "brownian_levels": k}
+    return finish_failures(sol, fail_q, ts, n_paths, on_nonfinite)
+
+
+def finish_failures(sol, fail_q, ts, n_paths, on_nonfinite):
+    """Raise :class:`NonFiniteError` for paths that became non-finite (``fail_q[p]``: the first save
+    index, -1 if none), or record them in ``sol.failed``/``failed_at`` (``on_nonfinite="flag"``)."""
     failed = np.flatnonzero(fail_q >= 0)
     if failed.size:
         times = ts[fail_q[failed]]

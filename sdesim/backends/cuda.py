@@ -56,7 +56,7 @@ from .._kernel import CHUNK
 from .._rng import seed_to_key
 from ..brownian import sd_table
 from ..sde import SDE
-from ..solution import NonFiniteError, Solution
+from ..solution import Solution
 from ..solvers import get_solver
 
 __all__ = ["solve", "available", "simulated", "check_gpu_compatible", "GPUUnsupportedError",
@@ -228,13 +228,7 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
                  "device_s": launch.device_s, "n_steps": n_steps, "n_paths": n_paths,
                  "levy_substeps": None, "brownian_levels": k, "device": _device_name(cuda),
                  "threads_per_block": tpb, "grid_threads": grid_threads}
-    failed = np.flatnonzero(fail_q >= 0)
-    if failed.size:
-        times = ts[fail_q[failed]]
-        if on_nonfinite == "raise":
-            raise NonFiniteError(failed, times, n_paths)
-        sol.failed, sol.failed_at = failed, times
-    return sol
+    return S.finish_failures(sol, fail_q, ts, n_paths, on_nonfinite)
 
 
 def _device_name(cuda):
