@@ -14,8 +14,9 @@ several times slower per path, 5e7 on CUDA), a fused matrix-free
 and per row the faster of 1 and all torch threads (picked in the warm-up; on shared cores torch's
 OpenMP team can be several times slower than one thread).
 
-Per row: paths x steps per second for each library (median of ``--repeats`` runs, alternating
-which goes first), compile time (sdesim) and warm-up time (torchsde) apart, peak memory (rise of
+Per row: paths x steps per second for each library (median of ``--repeats`` timed samples,
+alternating which library goes first; a sample is one run, or several back-to-back runs with new
+seeds where one run is shorter than ``--min-sample-s``, the same rule for both libraries), compile time (sdesim) and warm-up time (torchsde) apart, peak memory (rise of
 the resident set during the run, sampled every millisecond; on CUDA torch's peak allocation), the
 ratio sdesim/torchsde, and each library's normals per second as a fraction of the random-number
 ceiling of ``benchmarks/bench_core.py`` (NumPy's Generator called from compiled code, one per
@@ -198,6 +199,12 @@ class Row:
         timed_batches = n_batches if step_b * n_steps * n_batches <= max_run else \
             max(1, int(max_run // (step_b * n_steps)))
         torch_paths = min(self.n_paths, timed_batches * one_batch)
+        # -- how many back-to-back runs make one timed sample: at least --min-sample-s, so that a
+        #    short run (a few ms) is not dominated by timer and scheduler noise; the same rule for both
+        t_sd = self.run_sdesim(n_steps, 0)[0]
+        t_to = step_b * n_steps * timed_batches
+        per_sample = {"sdesim": max(1, int(np.ceil(a.min_sample_s / max(t_sd, 1e-9)))),
+                      "torchsde": max(1, int(np.ceil(a.min_sample_s / max(t_to, 1e-9))))}
         # -- alternating repeats
         runs = {"sdesim": [], "torchsde": []}
         mem = {"sdesim": 0, "torchsde": 0}
@@ -205,12 +212,16 @@ class Row:
         for r in range(a.repeats):
             order = ("sdesim", "torchsde") if r % 2 == 0 else ("torchsde", "sdesim")
             for lib in order:
-                if lib == "sdesim":
-                    el, rise, norms, _ = self.run_sdesim(n_steps, r + 1)
-                else:
-                    el, rise, norms = self.run_torchsde(n_steps, r + 1, n_paths=torch_paths)
-                runs[lib].append(el)
-                mem[lib] = max(mem[lib], rise)
+                total = 0.0
+                for i in range(per_sample[lib]):
+                    seed = 1 + r * per_sample[lib] + i
+                    if lib == "sdesim":
+                        el, rise, norms, _ = self.run_sdesim(n_steps, seed)
+                    else:
+                        el, rise, norms = self.run_torchsde(n_steps, seed, n_paths=torch_paths)
+                    total += el
+                    mem[lib] = max(mem[lib], rise)
+                runs[lib].append(total / per_sample[lib])
                 last[lib] = norms
         work = {"sdesim": self.n_paths * n_steps, "torchsde": torch_paths * n_steps}
         med = {k: statistics.median(v) for k, v in runs.items()}
@@ -233,7 +244,7 @@ class Row:
             "normals_per_s": {"sdesim_cpu": normals["sdesim"], f"torchsde_{self.device}": normals["torchsde"]},
             "fraction_of_ceiling": {"sdesim_cpu": normals["sdesim"] / ceiling,
                                     f"torchsde_{self.device}": normals["torchsde"] / ceiling},
-            "run_s": runs, "sdesim_compile_s": compile_s, "sdesim_warmup_s": sdesim_warm_s,
+            "run_s": runs, "runs_per_timed_sample": per_sample, "sdesim_compile_s": compile_s, "sdesim_warmup_s": sdesim_warm_s,
             "torchsde_warmup_s": torch_warm_s, "torch_threads": torch_threads,
             "torch_step_s_per_batch_by_threads": per_step, "torchsde_batch_paths": self.batch,
             "peak_memory_rise_bytes": {"sdesim_cpu": mem["sdesim"], f"torchsde_{self.device}": mem["torchsde"]},
@@ -346,6 +357,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--target-s", type=float, default=1.5, help="about how long one torchsde run may take")
     ap.add_argument("--min-steps", type=int, default=4)
+    ap.add_argument("--min-sample-s", type=float, default=0.2,
+                    help="each timed sample repeats a library's run back to back (new seeds) until it lasts this long")
     ap.add_argument("--max-steps", type=int, default=200)
     ap.add_argument("--torch-max-elements", type=float, default=None,
                     help="torchsde batches hold at most this many state (or noise) entries "

@@ -19,6 +19,8 @@ import numba as nb
 import numpy as np
 from numba.core.dispatcher import Dispatcher
 
+from ._borrow import borrowed, keep_alive
+from ._rng import float_as_bits
 from .brownian import bridge_point, cell_increment, fill_cell, levy_area
 
 __all__ = ["CHUNK", "build_kernel"]
@@ -27,8 +29,8 @@ __all__ = ["CHUNK", "build_kernel"]
 #: count), and the largest chunk when paths are stored.
 CHUNK = 64
 
-# Floating-point flags: allow reassociation and contraction (vectorised sums) but keep
-# NaN/inf semantics, which the non-finite checks rely on.
+# Floating-point flags: allow reassociation and contraction (vectorised sums) but keep NaN/inf
+# values (no nnan/ninf); the non-finite check reads exponent bits (see _is_finite).
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 
@@ -41,6 +43,19 @@ def _identity(t, y, args, out):
 @nb.njit
 def _no_projection(t, y, args):
     pass
+
+
+_EXPONENT = np.uint64(0x7FF0000000000000)
+
+
+@nb.njit(inline="always")
+def _is_finite(x):
+    """``x`` (float32 or float64) is neither inf nor NaN, from its exponent bits.
+
+    Not ``np.isfinite``: that tests ``x - x == 0`` and, under the kernel's fast-math flags,
+    reassociation folds ``x - x`` to 0 once the compiler sees how ``x`` was computed.
+    """
+    return (float_as_bits(np.float64(x)) & _EXPONENT) != _EXPONENT
 
 
 def _jit(f):
@@ -69,7 +84,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     def record(q, p, ch, t, y, args, ys, ws, w_cell, w_rel, fail_q, acc_n, acc_mean, acc_m2, fval):
         """Save (or reduce) the state at save time ``q``; False (and ``fail_q[p] = q``) if it is not finite."""
         for i in range(dim):
-            if not np.isfinite(y[i]):
+            if not _is_finite(y[i]):
                 fail_q[p] = q
                 return False
         if store:
@@ -104,20 +119,17 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
         for q in range(n_save):
             if save_pos[q] >= 0.0:
                 one_step_cells = False
+        # inside the loop, arrays are borrowed views (see sdesim._borrow): binding them to the
+        # inlined functions' parameters does no atomic reference counting
+        args_ = borrowed(args)
         for ch in range(ch_lo, min(ch_hi, n_chunks)):
-            y = np.empty(dim, dt_)
-            y_new = np.empty(dim, dt_)
-            work = np.zeros(work_size, dt_)
-            buf = np.empty((n_buf + 1, m))
-            z = np.empty(z_size)
-            w_cell = np.zeros(m)   # W at the start of the current cell
-            w_rel = np.zeros(m)    # W at the current time, relative to the cell start
-            w_to = np.empty(m)
-            wl = np.empty(m)
-            wr = np.empty(m)
-            dW = np.empty(m, dt_)
-            area = np.zeros((area_dim, area_dim), dt_)
-            fval = np.empty(n_f, dt_)
+            own = (np.empty(dim, dt_), np.empty(dim, dt_), np.zeros(work_size, dt_),
+                   np.empty(m, dt_), np.zeros((area_dim, area_dim), dt_), np.empty(n_f, dt_))
+            y, y_new, work, dW, area, fval = borrowed(own)
+            own64 = (np.empty((n_buf + 1, m)), np.empty(z_size), np.zeros(m), np.zeros(m),
+                     np.empty(m), np.empty(m), np.empty(m))
+            # w_cell: W at the start of the current cell; w_rel: W now, relative to the cell start
+            buf, z, w_cell, w_rel, w_to, wl, wr = borrowed(own64)
             for p in range(ch * chunk, min(n_paths, (ch + 1) * chunk)):
                 path = path0 + p
                 src = p if per_path_y0 else 0
@@ -177,14 +189,14 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                                 for c in range(m):
                                     w_rel[c] = w_to[c]
                                 j_cur = j_to
-                            step(t, t_to - t, y, dW, area, args, work, y_new)
+                            step(t, t_to - t, y, dW, area, args_, work, y_new)
                             for i in range(dim):  # a copy, not a swap: swapping array variables
                                 y[i] = y_new[i]   # costs reference counting every step
                             if has_projection:
-                                project(t_to, y, args)
+                                project(t_to, y, args_)
                             t = t_to
                         if q < n_save and save_step[q] == n:
-                            if not record(q, p, ch, t, y, args, ys, ws, w_cell, w_rel, fail_q,
+                            if not record(q, p, ch, t, y, args_, ys, ws, w_cell, w_rel, fail_q,
                                           acc_n, acc_mean, acc_m2, fval):
                                 failed = True
                                 break
@@ -197,5 +209,6 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                     for qq in range(fail_q[p], n_save):
                         for i in range(dim):
                             ys[qq, p, i] = np.nan
+            keep_alive(own, own64)
 
     return kernel

@@ -20,7 +20,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["philox4x32", "seed_to_key", "normal_at", "normals_range", "TAG_BITS"]
+__all__ = ["philox4x32", "seed_to_key", "normal_at", "normals_range", "TAG_BITS", "bits_as_float", "float_as_bits"]
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -169,29 +169,69 @@ def normal_at(k0, k1, tag, index, cell, path):
 
 
 @nb.njit(inline="always", cache=True)
+def _ziggurat_fast(w):
+    """The ziggurat's fast path for word ``w``: the normal, or NaN when the word is rejected.
+
+    Branch-free, so a loop of it vectorises. The mantissa (< 2**52) is converted to float from
+    two 26-bit halves: exact, and int32 -> float64 converts on SIMD lanes (int64 -> float64 does
+    not with AVX2).
+    """
+    idx = np.intp(w & np.uint64(0xFF))
+    mant = np.int64((w >> np.uint64(9)) & _MANT)
+    hi = np.int32((w >> np.uint64(35)) & np.uint64(0x3FFFFFF))
+    lo = np.int32((w >> np.uint64(9)) & np.uint64(0x3FFFFFF))
+    x = (np.float64(hi) * 67108864.0 + np.float64(lo)) * _ZW[idx]
+    x = -x if (w >> np.uint64(8)) & np.uint64(1) else x
+    return x if mant < _ZK_SIGNED[idx] else np.nan
+
+
+@nb.extending.intrinsic
+def bits_as_float(typingctx, u):
+    """The float64 with the bit pattern of uint64 ``u`` (no conversion, no instruction)."""
+    if u != nb.types.uint64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(nb.types.float64))
+
+    return nb.types.float64(u), codegen
+
+
+@nb.extending.intrinsic
+def float_as_bits(typingctx, x):
+    """The uint64 with the bit pattern of float64 ``x``."""
+    if x != nb.types.float64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(nb.types.uint64))
+
+    return nb.types.uint64(x), codegen
+
+
+@nb.njit(inline="always", cache=True)
 def normals_range(k0, k1, tag, start, count, cell, path, out):
     """Write the normals number ``start .. start+count-1`` of a counter block into ``out[:count]``.
 
-    Equal, number for number, to calling :func:`normal_at` for each index. Two passes: the
-    Philox words first (a branch-free loop the compiler vectorises), then the ziggurat.
+    ``out`` is a float64 array. Equal, number for number, to calling :func:`normal_at` for each
+    index. Two branch-free passes the compiler vectorises: the Philox words first (stored in
+    ``out`` as raw bits), then the ziggurat's fast path, which marks the ~1% of rejected words
+    with NaN for a last pass to repair with the full algorithm. No array views are made, so a
+    call does no reference counting.
     """
     lead = start & 1
     if lead:
         out[0] = normal_at(k0, k1, tag, start, cell, path)
-    body = out[lead:count]
-    bits = body.view(np.uint64)
     n_pairs = (count - lead) >> 1
     first = (start + lead) >> 1
     for p in range(n_pairs):
         c0, c1, c2, c3 = _counter(tag, first + p, cell, path)
         a, b = philox4x32(c0, c1, c2, c3, k0, k1)
-        bits[2 * p] = a
-        bits[2 * p + 1] = b
-    # branch-free fast path of the ziggurat for every word (NaN marks a rejection), then
-    # repair the ~1% rejected words with the full algorithm
+        out[lead + 2 * p] = bits_as_float(a)
+        out[lead + 2 * p + 1] = bits_as_float(b)
     n_rejected = 0
-    for i in range(2 * n_pairs):
-        w = bits[i]
+    for i in range(lead, lead + 2 * n_pairs):
+        w = float_as_bits(out[i])
         idx = np.intp(w & np.uint64(0xFF))
         mant = np.int64((w >> np.uint64(9)) & _MANT)  # < 2**52: exact as a signed integer and as a float
         # float(mant) from two 26-bit halves: exact, and int32 -> float64 converts on SIMD lanes
@@ -202,14 +242,14 @@ def normals_range(k0, k1, tag, start, count, cell, path, out):
         x = -x if (w >> np.uint64(8)) & np.uint64(1) else x
         ok = mant < _ZK_SIGNED[idx]
         n_rejected += not ok
-        body[i] = x if ok else np.nan
+        out[i] = x if ok else np.nan
     i = 0
     while n_rejected:  # the rejected words, in order, until all are repaired
-        if np.isnan(body[i]):
+        if np.isnan(out[lead + i]):
             c0, c1, c2, c3 = _counter(tag, first + (i >> 1), cell, path)
             a, b = philox4x32(c0, c1, c2, c3, k0, k1)
             w = b if i & 1 else a
-            body[i] = _ziggurat_slow(w, k0, k1, c0, c1, c2, c3, np.uint64(i & 1))
+            out[lead + i] = _ziggurat_slow(w, k0, k1, c0, c1, c2, c3, np.uint64(i & 1))
             n_rejected -= 1
         i += 1
     if (count - lead) & 1:

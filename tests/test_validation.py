@@ -151,3 +151,43 @@ def test_zero_diffusion_is_explicit_euler(seed, n, dt_exp, t_end):
 
 
 _AFFINE = make_affine(np.zeros((3, 3)), np.zeros(3))
+
+
+def _cube_drift(t, y, args, out):  # plain function: inlined into the kernel
+    out[0] = y[0] * y[0] * y[0]
+
+
+def _three(t, y, args, out):
+    out[0] = 3.0
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # squares of ~1e150 (finite)
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("steps_per_save", [1, 3])
+@pytest.mark.parametrize("reduce", [False, True])
+def test_overflow_to_inf_is_flagged_with_one_or_more_steps_per_save(dtype, steps_per_save, reduce):
+    """y' = y^3 overflows to +inf within a few steps: every such path is flagged, none is returned.
+
+    With one step per save the saved value is the step's arithmetic itself; a check written as
+    ``x - x == 0`` is folded away there under fast-math reassociation (a bug this guards against).
+    """
+    sde = sdesim.SDE(_cube_drift, _three, dim=1, noise="diagonal", name="cube")
+    h = 0.25
+    ts = np.arange(9) * h * steps_per_save
+    kw = dict(dt=h, n_paths=24, seed=1, dtype=dtype, on_nonfinite="flag", reduce=reduce, n_threads=1)
+    sol = sdesim.solve(sde, np.ones(1), ts, **kw)
+    # the same Brownian path in float64 with a check outside the kernel: which paths overflow
+    ref = sdesim.solve(sde, np.ones(1), ts, **dict(kw, reduce=False, dtype="float64"))
+    assert ref.failed is not None and ref.failed.size > 0
+    if reduce:
+        assert np.all(np.isfinite(sol.mean))
+        assert sol.count[-1] == 24 - sol.failed.size
+    else:
+        assert np.all(np.isfinite(sol.ys[~np.isnan(sol.ys)]))
+        for p, t in zip(sol.failed, sol.failed_at):
+            assert np.all(np.isnan(sol.ys[ts >= t, p])) and np.all(np.isfinite(sol.ys[ts < t, p]))
+    if dtype == "float64":
+        np.testing.assert_array_equal(sol.failed, ref.failed)
+    else:  # float32 overflows earlier (at 3.4e38): at least the float64 failures
+        assert set(ref.failed) <= set(sol.failed)
