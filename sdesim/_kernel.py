@@ -9,10 +9,12 @@ so results are bitwise independent of the number of threads and of how paths are
 
 Speed: the scheme's step, and through it the SDE's functions (compiled with
 ``inline="always"``), are inlined into the kernel at Numba's IR level, so a step makes no
-function calls and no reference counting of ``args``; with one step per Brownian cell and every
-save time on the step grid (the common case), the increment of step ``n`` is drawn directly as
-the root of cell ``n`` and no Brownian tree is kept. Divisions follow NumPy's error model
-(``1/0 = inf``): a diverging path becomes non-finite and is caught at the next save time.
+function calls. Inside the loop every array is a borrowed view (:mod:`sdesim._borrow`): binding
+arrays to the inlined functions' parameters does no atomic reference counting. With one step
+per Brownian cell and every save time on the step grid (the common case), the increment of
+step ``n`` is drawn directly as the root of cell ``n`` and no Brownian tree is kept. Divisions
+follow NumPy's error model (``1/0 = inf``): a diverging path becomes non-finite and is caught
+at the next save time.
 """
 
 import numba as nb
