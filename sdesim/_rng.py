@@ -174,7 +174,7 @@ def _ziggurat_fast(w):
 
     Branch-free, so a loop of it vectorises. The mantissa (< 2**52) is converted to float from
     two 26-bit halves: exact, and int32 -> float64 converts on SIMD lanes (int64 -> float64 does
-    not with AVX2).
+    not with AVX2); ~15% faster than ``np.float64(mant)``, same bits.
     """
     idx = np.intp(w & np.uint64(0xFF))
     mant = np.int64((w >> np.uint64(9)) & _MANT)
@@ -185,28 +185,24 @@ def _ziggurat_fast(w):
     return x if mant < _ZK_SIGNED[idx] else np.nan
 
 
-@nb.extending.intrinsic
-def bits_as_float(typingctx, u):
-    """The float64 with the bit pattern of uint64 ``u`` (no conversion, no instruction)."""
-    if u != nb.types.uint64:
-        return None
+def _bitcast(src, dst):
+    """A compiled-only function giving the ``dst`` value with the bit pattern of a ``src`` value
+    (no conversion, no instruction)."""
+    @nb.extending.intrinsic
+    def cast(typingctx, x):
+        if x != src:
+            return None
 
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(nb.types.float64))
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], context.get_value_type(dst))
 
-    return nb.types.float64(u), codegen
+        return dst(x), codegen
+
+    return cast
 
 
-@nb.extending.intrinsic
-def float_as_bits(typingctx, x):
-    """The uint64 with the bit pattern of float64 ``x``."""
-    if x != nb.types.float64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(nb.types.uint64))
-
-    return nb.types.uint64(x), codegen
+bits_as_float = _bitcast(nb.types.uint64, nb.types.float64)  # uint64 bits -> float64
+float_as_bits = _bitcast(nb.types.float64, nb.types.uint64)  # float64 -> its uint64 bits
 
 
 @nb.njit(inline="always", cache=True)
@@ -231,18 +227,9 @@ def normals_range(k0, k1, tag, start, count, cell, path, out):
         out[lead + 2 * p + 1] = bits_as_float(b)
     n_rejected = 0
     for i in range(lead, lead + 2 * n_pairs):
-        w = float_as_bits(out[i])
-        idx = np.intp(w & np.uint64(0xFF))
-        mant = np.int64((w >> np.uint64(9)) & _MANT)  # < 2**52: exact as a signed integer and as a float
-        # float(mant) from two 26-bit halves: exact, and int32 -> float64 converts on SIMD lanes
-        # (int64 -> float64 does not with AVX2); ~15% faster than np.float64(mant), same bits
-        hi = np.int32((w >> np.uint64(35)) & np.uint64(0x3FFFFFF))
-        lo = np.int32((w >> np.uint64(9)) & np.uint64(0x3FFFFFF))
-        x = (np.float64(hi) * 67108864.0 + np.float64(lo)) * _ZW[idx]
-        x = -x if (w >> np.uint64(8)) & np.uint64(1) else x
-        ok = mant < _ZK_SIGNED[idx]
-        n_rejected += not ok
-        out[i] = x if ok else np.nan
+        x = _ziggurat_fast(float_as_bits(out[i]))
+        n_rejected += np.isnan(x)
+        out[i] = x
     i = 0
     while n_rejected:  # the rejected words, in order, until all are repaired
         if np.isnan(out[lead + i]):
