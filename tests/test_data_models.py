@@ -145,3 +145,33 @@ def test_fused_gradient_and_noise_product_equal_the_separate_kernels(name):
     m.grad_and_noise_product_kernel(w, m.params, dB, g2, s2)
     np.testing.assert_allclose(g2, g, rtol=1e-12, atol=1e-14 * np.abs(g).max())
     np.testing.assert_allclose(s2, s, rtol=1e-12, atol=1e-14 * np.abs(s).max())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_float32_state_gives_the_float64_gradient_and_noise_to_float32_precision(name):
+    """A float32 state may make a model compute in float32 (the classifier's GEMMs do): the fused
+    kernel then agrees with float64 to a few float32 rounding errors (eps32 = 6e-8 per operation,
+    sums of n = 7 samples): 1e-5 of the largest entry is ~20x that."""
+    m = MODELS[name](False)
+    w = np.random.default_rng(7).normal(size=m.d)
+    dB = np.random.default_rng(8).normal(size=m.noise_dim)
+    g, s = np.empty(m.d), np.empty(m.d)
+    g32, s32 = np.empty(m.d, np.float32), np.empty(m.d, np.float32)
+    m.grad_and_noise_product_kernel(w, m.params, dB, g, s)
+    m.grad_and_noise_product_kernel(w.astype(np.float32), m.params, dB.astype(np.float32), g32, s32)
+    np.testing.assert_allclose(g32, g, rtol=0, atol=1e-5 * np.abs(g).max())
+    np.testing.assert_allclose(s32, s, rtol=0, atol=1e-5 * np.abs(s).max())
+
+
+def test_float32_classifier_solve_tracks_float64_on_the_same_brownian_path():
+    """Same seed, same Brownian path: 20 Euler steps in float32 stay within 1e-4 (relative, in
+    |W| and in W/|W|) of float64; the rounding of 20 steps is ~20 x 6e-8 per entry."""
+    m = MODELS["linear"](False)
+    sde = sgd_sde(m, 0.1, 1e-3)
+    w0 = m.random_init(norm=1.0, seed=0)
+    ts = np.array([0.0, 10.0, 20.0])
+    y64 = sdesim.solve(sde, w0, ts, dt=1.0, n_paths=8, seed=3).ys
+    y32 = sdesim.solve(sde, w0, ts, dt=1.0, n_paths=8, seed=3, dtype="float32").ys.astype(np.float64)
+    n64, n32 = np.linalg.norm(y64, axis=-1), np.linalg.norm(y32, axis=-1)
+    np.testing.assert_allclose(n32, n64, rtol=1e-4)
+    np.testing.assert_allclose(y32 / n32[..., None], y64 / n64[..., None], rtol=0, atol=1e-4)

@@ -52,13 +52,26 @@ def _raw_weighted(wn, params, c):
     return (np.dot(X.T, R) * scale).ravel()
 
 
+def _data_matrix(like, params):
+    """``X`` in the GEMM precision of a state ``like``: ``params[5]`` (float32) or ``params[2]``."""
+
+
+@nb.extending.overload(_data_matrix)
+def _data_matrix_impl(like, params):
+    if like.dtype == nb.types.float32:  # a float32 solve: single-precision GEMMs (2x the SIMD lanes)
+        return lambda like, params: params[5]
+    return lambda like, params: params[2]
+
+
 @nb.njit
-def _raw_weighted_pair(wn, params, c0, c1):
-    """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM."""
-    X, Y, scale = params[2], params[3], params[1][1]
-    R = softmax_residual(_logits(wn, params, X), Y)
-    K = R.shape[1]
-    A = np.dot(X.T, paired_weights(R, c0, c1)) * scale  # (p, 2K)
+def _raw_weighted_pair(wn, params, c0, c1, like):
+    """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM, both GEMMs in the
+    precision of the state ``like`` (float32 or float64; softmax and weights in float64)."""
+    X, Y, scale = _data_matrix(like, params), params[3], params[1][1]
+    n, p = X.shape
+    K = Y.shape[1]
+    R = softmax_residual(np.dot(X, wn.astype(X.dtype).reshape((p, K))) * scale, Y)
+    A = np.dot(X.T, paired_weights(R, c0, c1, np.empty((n, 2 * K), X.dtype))) * scale  # (p, 2K)
     return np.ascontiguousarray(A[:, :K]).ravel(), np.ascontiguousarray(A[:, K:]).ravel()
 
 
@@ -142,8 +155,9 @@ class NormalizedLinearClassifier(DataModel):
         f = noise_factor_scale(data.n, batch_size, replace)
         Y = np.zeros((data.n, data.n_classes))
         Y[np.arange(data.n), data.y] = 1.0
+        # params[5]: X in float32, for the single-precision GEMMs of float32 solves
         self.params = (self.group_offsets, np.array([f, self.scale]), data.X, Y,
-                       np.einsum("ij,ij->i", data.X, data.X))
+                       np.einsum("ij,ij->i", data.X, data.X), data.X.astype(np.float32))
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
          self.noise_trace_kernel, self.grad_and_noise_product_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits

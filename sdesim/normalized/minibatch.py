@@ -60,22 +60,21 @@ def _centred(dB):
 
 
 @nb.njit
-def paired_weights(Q, c0, c1):
-    """``[Q * c0[:, None], Q * c1[:, None]]`` side by side, shape ``(n, 2 m)``: one GEMM then gives
-    two weighted sums of per-sample terms (``raw_weighted_pair`` of the data models)."""
+def paired_weights(Q, c0, c1, out):
+    """``out = [Q * c0[:, None], Q * c1[:, None]]`` side by side, shape ``(n, 2 m)`` (any float
+    dtype): one GEMM then gives two weighted sums of per-sample terms (``raw_weighted_pair``)."""
     n, m = Q.shape
-    C = np.empty((n, 2 * m))
     for i in range(n):
         for j in range(m):
-            C[i, j] = Q[i, j] * c0[i]
-            C[i, m + j] = Q[i, j] * c1[i]
-    return C
+            out[i, j] = Q[i, j] * c0[i]
+            out[i, m + j] = Q[i, j] * c1[i]
+    return out
 
 
 def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair):
     """Build ``(grad, noise_product, noise_factor, noise_trace, grad_and_noise_product)`` kernels
-    from a model's primitives (``raw_weighted_pair(wn, params, c0, c1)`` gives two weighted sums
-    from one forward pass)."""
+    from a model's primitives (``raw_weighted_pair(wn, params, c0, c1, like)`` gives two weighted
+    sums from one forward pass; ``like`` is the state, whose dtype a model may compute in)."""
 
     @nb.njit
     def grad_kernel(w, params, out):
@@ -137,7 +136,7 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
         offsets, f = params[0], params[1][0]
         wn, norms = normalize_groups(w, offsets)
         n = dB.size
-        g, s = raw_weighted_pair(wn, params, np.full(n, 1.0 / n), _centred(dB))
+        g, s = raw_weighted_pair(wn, params, np.full(n, 1.0 / n), _centred(dB), w)
         tangent_per_group(g, wn, offsets, norms, 1.0, grad_out)
         tangent_per_group(s, wn, offsets, norms, f, noise_out)
 

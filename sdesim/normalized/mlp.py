@@ -61,11 +61,11 @@ def _raw_weighted(wn, params, c):
 
 
 @nb.njit
-def _raw_weighted_pair(wn, params, c0, c1):
-    """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM."""
+def _raw_weighted_pair(wn, params, c0, c1, like):
+    """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM (float64)."""
     Q, _ = _unit_coefficients(wn, params)
-    m = Q.shape[1]
-    A = np.dot(paired_weights(Q, c0, c1).T, params[2])  # (2m, p)
+    n, m = Q.shape
+    A = np.dot(paired_weights(Q, c0, c1, np.empty((n, 2 * m))).T, params[2])  # (2m, p)
     return A[:m].ravel(), A[m:].ravel()
 
 
