@@ -16,9 +16,10 @@ OpenMP team can be several times slower than one thread).
 
 Per row: paths x steps per second for each library (median of ``--repeats`` timed samples,
 alternating which library goes first; a sample is one run, or several back-to-back runs with new
-seeds where one run is shorter than ``--min-sample-s``, the same rule for both libraries), compile time (sdesim) and warm-up time (torchsde) apart, peak memory (rise of
-the resident set during the run, sampled every millisecond; on CUDA torch's peak allocation), the
-ratio sdesim/torchsde, and each library's normals per second as a fraction of the random-number
+seeds where one run is shorter than ``--min-sample-s``, the same rule for both libraries),
+compile time (sdesim) and warm-up time (torchsde) apart, peak memory (rise of the resident set
+during the run, sampled every millisecond; on CUDA torch's peak allocation), the ratio
+sdesim/torchsde, and each library's normals per second as a fraction of the random-number
 ceiling of ``benchmarks/bench_core.py`` (NumPy's Generator called from compiled code, one per
 core: normals consumed per second / normals the generator alone makes per second, measured in
 the same run). The number of steps per row is capped so that one torchsde run takes about
@@ -244,7 +245,8 @@ class Row:
             "normals_per_s": {"sdesim_cpu": normals["sdesim"], f"torchsde_{self.device}": normals["torchsde"]},
             "fraction_of_ceiling": {"sdesim_cpu": normals["sdesim"] / ceiling,
                                     f"torchsde_{self.device}": normals["torchsde"] / ceiling},
-            "run_s": runs, "runs_per_timed_sample": per_sample, "sdesim_compile_s": compile_s, "sdesim_warmup_s": sdesim_warm_s,
+            "run_s": runs, "runs_per_timed_sample": per_sample,
+            "sdesim_compile_s": compile_s, "sdesim_warmup_s": sdesim_warm_s,
             "torchsde_warmup_s": torch_warm_s, "torch_threads": torch_threads,
             "torch_step_s_per_batch_by_threads": per_step, "torchsde_batch_paths": self.batch,
             "peak_memory_rise_bytes": {"sdesim_cpu": mem["sdesim"], f"torchsde_{self.device}": mem["torchsde"]},

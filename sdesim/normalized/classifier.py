@@ -68,9 +68,8 @@ def _raw_weighted_pair(wn, params, c0, c1, like):
     """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM, both GEMMs in the
     precision of the state ``like`` (float32 or float64; softmax and weights in float64)."""
     X, Y, scale = _data_matrix(like, params), params[3], params[1][1]
-    n, p = X.shape
-    K = Y.shape[1]
-    R = softmax_residual(np.dot(X, wn.astype(X.dtype).reshape((p, K))) * scale, Y)
+    n, K = X.shape[0], Y.shape[1]
+    R = softmax_residual(_logits(wn.astype(X.dtype), params, X), Y)
     A = np.dot(X.T, paired_weights(R, c0, c1, np.empty((n, 2 * K), X.dtype))) * scale  # (p, 2K)
     return np.ascontiguousarray(A[:, :K]).ravel(), np.ascontiguousarray(A[:, K:]).ravel()
 
