@@ -6,7 +6,39 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["write_json_atomic", "write_npz_atomic"]
+__all__ = ["OutputError", "probe_output_file", "probe_output_dir", "write_json_atomic", "write_npz_atomic"]
+
+
+class OutputError(OSError):
+    """An output location that cannot be written (found before any work is done)."""
+
+
+def probe_output_dir(folder, what="output folder"):
+    """Make sure ``folder`` exists (creating it) and a file can be written in it; else raise
+    :class:`OutputError` with a one-line message. Call it before computing anything."""
+    folder = os.fspath(folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"{what} {folder!r} is a file, not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-probe-")
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {what} {folder!r}: {exc.strerror or exc}") from None
+    return folder
+
+
+def probe_output_file(path, what="output file"):
+    """Make sure ``path`` can be written atomically later (its folder exists or can be made and is
+    writable, and ``path`` is not a folder); else raise :class:`OutputError`."""
+    path = os.fspath(path)
+    if path == "" or path.endswith(os.sep):
+        raise OutputError(f"{what} {path!r} names a folder, not a file")
+    if os.path.isdir(path):
+        raise OutputError(f"{what} {path!r} is a folder")
+    probe_output_dir(os.path.dirname(os.path.abspath(path)), f"the folder of {what}")
+    return path
 
 
 def _umask():
