@@ -31,6 +31,9 @@ __all__ = ["CHUNK", "build_kernel"]
 #: count), and the largest chunk when paths are stored.
 CHUNK = 64
 
+#: Steps between two looks at the stop flag within a path (a power of two minus one).
+STOP_POLL = 1023
+
 # Floating-point flags: allow reassociation and contraction (vectorised sums) but keep NaN/inf
 # values (no nnan/ninf); the non-finite check reads exponent bits (see _is_finite).
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
@@ -80,7 +83,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     dt_ = np.dtype(dtype).type
     project = sde.projection if sde.projection is not None else _no_projection
     has_projection = sde.projection is not None
-    area_dim = m if sde.noise in ("commutative", "general") else 1  # zero unless general
+    area_dim = m if general_area else 1  # (noise_dim, noise_dim) only when the scheme reads it
 
     if np.dtype(dtype) == np.float64:
         @nb.njit(inline="always")
@@ -119,7 +122,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
 
     @nb.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")
     def kernel(y0s, path0, n_paths, t0, dt, n_steps, k, K, save_step, save_pos, save_t,
-               sqrt_b, sds, k0, k1, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, chunk, ch_lo, ch_hi):
+               sqrt_b, sds, k0, k1, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, chunk, stop, ch_lo, ch_hi):
         depth = k + K
         n_buf = 1 << depth
         mask = (1 << k) - 1
@@ -145,6 +148,8 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
             # w_cell: W at the start of the current cell; w_rel: W now, relative to the cell start
             buf, z, w_cell, w_rel, w_to, wl, wr = borrowed(own64)
             for p in range(ch * chunk, min(n_paths, (ch + 1) * chunk)):
+                if stop[0] != 0:  # Ctrl-C (sdesim._threads): the results are not used
+                    return
                 path = path0 + p
                 src = p if per_path_y0 else 0
                 for i in range(dim):
@@ -157,6 +162,8 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                 j_cur = 0  # buffer index of the last tree point at or before t
                 failed = False
                 for n in range(-1, n_steps):  # n = -1: the save at the start
+                    if (n & STOP_POLL) == STOP_POLL and stop[0] != 0:
+                        return
                     if n >= 0 and not one_step_cells:
                         i_cell = n & mask
                         cell = n >> k

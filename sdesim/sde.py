@@ -11,7 +11,7 @@ import numba as nb
 import numpy as np
 from numba.core.dispatcher import Dispatcher
 
-__all__ = ["SDE", "NOISE_TYPES"]
+__all__ = ["SDE", "NOISE_TYPES", "DENSE_CHECK_LIMIT"]
 
 #: Noise structures, from the most to the least special.
 NOISE_TYPES = ("scalar", "diagonal", "additive", "commutative", "general")
@@ -81,6 +81,10 @@ class SDE:
     projection : callable, optional
         ``projection(t, y, args)`` applied in place after every step (e.g. back to a
         manifold). It changes the scheme; say so when reporting orders.
+    state_check : callable, optional
+        ``state_check(y0s)`` (plain Python, on the ``(n_paths, dim)`` initial states) raising
+        ``ValueError`` for states the SDE is not defined at (e.g. a zero-norm weight of a
+        scale-invariant model); :func:`sdesim.solve` calls it before anything runs.
     name : str, optional
         A label for messages and reports.
 
@@ -90,7 +94,7 @@ class SDE:
 
     def __init__(self, drift, diffusion, *, dim, noise_dim=None, noise, args=(),
                  diffusion_derivative=None, diffusion_product=None, drift_and_product=None, projection=None,
-                 name=None):
+                 state_check=None, name=None):
         if noise not in NOISE_TYPES:
             raise ValueError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
         dim = _positive_int(dim, "dim")
@@ -124,6 +128,9 @@ class SDE:
         self.drift_and_product = (None if drift_and_product is None
                                   else _jit(drift_and_product, "drift_and_product"))
         self.projection = None if projection is None else _jit(projection, "projection")
+        if state_check is not None and not callable(state_check):
+            raise TypeError(f"state_check must be a function of the initial states, got {type(state_check).__name__}")
+        self.state_check = state_check
         self._checked = set()
 
     def kernel_key(self):
@@ -140,37 +147,146 @@ class SDE:
         return (f"SDE({self.name!r}, dim={self.dim}, noise_dim={self.noise_dim}, "
                 f"noise={self.noise!r})")
 
-    def check_at(self, t, y, dtype=np.float64):
-        """Evaluate every user function once at ``(t, y)`` and check what it writes.
+    def check_at(self, t, y, dtype=np.float64, *, dense=True):
+        """Evaluate every user function once at ``(t, y)`` (as plain Python) and check it.
 
-        Raises a clear error when a function returns a value instead of writing ``out``,
-        writes the wrong shape, leaves entries unwritten or produces NaN/inf.
+        Raises ``ValueError`` naming the function when it raises, returns a value instead of
+        writing ``out``, writes the wrong shape, leaves entries unwritten, writes NaN/inf or
+        changes its input ``y``; and when the functions disagree: ``diffusion_product`` against
+        ``diffusion`` times the same random ``dW``, ``drift_and_product`` against ``drift`` and
+        ``diffusion_product``. ``dense=False`` (the scheme uses only the matrix-free product)
+        skips the dense ``diffusion`` when it has more than :data:`DENSE_CHECK_LIMIT` entries,
+        so the check stays O(dim) in memory. A fault that shows only later in a solve (an
+        out-of-bounds write) is found by ``solve(..., debug=True)``.
         """
         y = np.asarray(y, dtype=dtype)
-        key = (float(t), y.tobytes(), np.dtype(dtype).str)
+        key = (float(t), y.tobytes(), np.dtype(dtype).str, bool(dense))
         if key in self._checked:
             return
-        funcs = [("drift", self.drift, (self.dim,)),
-                 ("diffusion", self.diffusion, self.diffusion_shape)]
-        if self.diffusion_derivative is not None:
-            funcs.append(("diffusion_derivative", self.diffusion_derivative,
-                          derivative_shape(self.noise, self.dim, self.noise_dim)))
-        for what, func, shape in funcs:
-            out = np.full(shape, np.nan, dtype=dtype)
-            try:
-                result = func.py_func(float(t), y.copy(), self.args, out)
-            except (IndexError, ValueError, TypeError) as exc:
-                raise ValueError(
-                    f"{what} of {self.name!r} failed when writing an output of shape {shape} "
-                    f"(noise={self.noise!r}, dim={self.dim}, noise_dim={self.noise_dim}): {exc}"
-                ) from exc
+        t = float(t)
+        n_g = int(np.prod(self.diffusion_shape))
+        check_dense = dense or self.diffusion_product is None or n_g <= DENSE_CHECK_LIMIT
+        dW = np.random.default_rng(12345).standard_normal(self.noise_dim).astype(dtype)
+        vals = {"drift": self._call("drift", self.drift, t, y, (), [(self.dim,)], dtype)[0]}
+        if check_dense:
+            vals["diffusion"] = self._call("diffusion", self.diffusion, t, y, (), [self.diffusion_shape],
+                                           dtype)[0]
+            if self.diffusion_derivative is not None:
+                self._call("diffusion_derivative", self.diffusion_derivative, t, y, (),
+                           [derivative_shape(self.noise, self.dim, self.noise_dim)], dtype)
+        if self.diffusion_product is not None:
+            gdw = self._call("diffusion_product", self.diffusion_product, t, y, (dW,), [(self.dim,)], dtype)[0]
+            if "diffusion" in vals:
+                _agree(self.name, "diffusion_product(dW)", gdw, "diffusion times dW",
+                       _dense_times(self.noise, vals["diffusion"], dW), dtype)
+            if self.drift_and_product is not None:
+                a2, gdw2 = self._call("drift_and_product", self.drift_and_product, t, y, (dW,),
+                                      [(self.dim,), (self.dim,)], dtype)
+                _agree(self.name, "drift_and_product's drift", a2, "drift", vals["drift"], dtype)
+                _agree(self.name, "drift_and_product's noise", gdw2, "diffusion_product(dW)", gdw, dtype)
+        if self.projection is not None:
+            yp = y.copy()
+            result = _guarded_call("projection", self.name, self.projection.py_func, (t, yp, self.args))
             if result is not None:
-                raise ValueError(f"{what} of {self.name!r} must write into `out` and return None; "
+                raise ValueError(f"projection of {self.name!r} must change y in place and return None; "
                                  f"it returned {type(result).__name__}")
-            if not np.all(np.isfinite(out)):
-                raise ValueError(f"{what} of {self.name!r} left entries of its output (shape {shape}) "
-                                 f"unwritten or non-finite at t={t}")
+            if not np.all(np.isfinite(yp)):
+                raise ValueError(f"projection of {self.name!r} made the state non-finite at t={t}")
         self._checked.add(key)
+
+    def _call(self, what, func, t, y, extra, shapes, dtype):
+        """Call ``func.py_func(t, y, args, *extra, *outs)`` on NaN-filled outputs and check them."""
+        outs = [np.full(shape, np.nan, dtype=dtype) for shape in shapes]
+        y_in = y.copy()
+        result = _guarded_call(what, self.name, func.py_func, (t, y_in, self.args, *extra, *outs),
+                               f" when writing output(s) of shape {', '.join(map(str, shapes))} "
+                               f"(noise={self.noise!r}, dim={self.dim}, noise_dim={self.noise_dim})")
+        if result is not None:
+            raise ValueError(f"{what} of {self.name!r} must write into `out` and return None; "
+                             f"it returned {type(result).__name__}")
+        if not np.array_equal(y_in, y):
+            raise ValueError(f"{what} of {self.name!r} changed its input y; it must only write `out`")
+        for out in outs:
+            if not np.all(np.isfinite(out)):
+                raise ValueError(f"{what} of {self.name!r} left entries of its output (shape {out.shape}) "
+                                 f"unwritten or non-finite at t={t}")
+        return outs
+
+    def debug_twin(self):
+        """The same SDE with every user function compiled bounds-checked and not inlined, each
+        wrapped so that an error inside it (an out-of-bounds index, a division by zero) surfaces
+        as an ``IndexError`` naming the function: what ``solve(..., debug=True)`` runs."""
+        twin = self.__dict__.get("_debug_twin")
+        if twin is None:
+            twin = object.__new__(SDE)
+            twin.__dict__.update(self.__dict__)
+            twin._checked = set()
+            for what in _FUNCTIONS:
+                f = getattr(self, what)
+                if f is not None:
+                    setattr(twin, what, _bounds_checked(f, what, self.name))
+            self._debug_twin = twin
+        twin.args = self.args
+        return twin
+
+
+#: Entries of a dense diffusion above which a scheme that uses only the matrix-free product does
+#: not evaluate it in the pre-check (the check stays O(dim) in memory).
+DENSE_CHECK_LIMIT = 1 << 20
+
+_FUNCTIONS = ("drift", "diffusion", "diffusion_derivative", "diffusion_product", "drift_and_product",
+              "projection")
+DEBUG_HINT = "run solve(..., debug=True) (or set SDESIM_DEBUG=1) to find errors inside the compiled solve"
+
+
+def _guarded_call(what, name, func, call_args, detail=""):
+    try:
+        return func(*call_args)
+    except Exception as exc:
+        raise ValueError(f"{what} of {name!r} failed{detail}: {type(exc).__name__}: {exc}. "
+                         f"({DEBUG_HINT})") from exc
+
+
+def _dense_times(noise, g, dW):
+    if noise == "diagonal":
+        return g * dW
+    if noise == "scalar":
+        return g * dW[0]
+    return g @ dW
+
+
+def _agree(name, what_a, a, what_b, b, dtype):
+    """Raise unless ``a`` and ``b`` agree to the rounding of ``dtype`` (relative to their size)."""
+    rtol = 1e-4 if np.dtype(dtype) == np.float32 else 1e-9
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)), 1e-300)
+    err = float(np.max(np.abs(a - b), initial=0.0))
+    if err > rtol * scale * max(1, a.size) ** 0.5:
+        raise ValueError(f"{what_a} and {what_b} of {name!r} disagree (largest difference {err:.3g}, "
+                         f"largest entry {scale:.3g}): they must describe the same noise")
+
+
+_GUARD_SOURCE = """
+def guarded({params}):
+    ok = True
+    try:
+        inner({params})
+    except Exception:
+        ok = False
+    if not ok:
+        raise IndexError(message)
+"""
+_ARITY = {"projection": 3, "diffusion_product": 5, "drift_and_product": 6}
+
+
+def _bounds_checked(func, what, name):
+    """``func`` compiled with bounds checks, in a wrapper whose error names it (see debug_twin)."""
+    n = _ARITY.get(what, 4)
+    params = ", ".join(f"a{i}" for i in range(n))
+    scope = {"inner": nb.njit(boundscheck=True)(func.py_func),
+             "message": f"{what} of {name!r} raised an error inside the compiled solve (an index out "
+                        f"of bounds, or a division by zero): found by debug mode"}
+    exec(_GUARD_SOURCE.format(params=params), scope)  # one wrapper per arity, from one template
+    return nb.njit(scope["guarded"])
 
 
 def _positive_int(value, name):

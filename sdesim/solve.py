@@ -3,15 +3,12 @@
 import math
 import numbers
 import os
-import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from ._kernel import CHUNK, build_kernel
+from ._threads import QUICK_WORK, blas_single_thread, new_stop_flag, run_ranges
 from ._rng import seed_to_key
 from .brownian import LEAF_LEVEL, sd_table
 from .sde import SDE
@@ -32,7 +29,7 @@ MAX_BUFFER_BYTES = 1 << 28
 def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float64",
           save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
           functional=None, functional_dim=None, on_nonfinite="raise", progress=False,
-          n_threads=None, device="cpu"):
+          n_threads=None, device="cpu", debug=None):
     """Integrate an ensemble of paths of ``sde`` and return a :class:`Solution`.
 
     Parameters
@@ -66,6 +63,14 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     device : ``"cpu"`` (default: compiled kernels on threads) or ``"cuda"``: one fused GPU kernel,
         one thread per path, the same Brownian paths; see :mod:`sdesim.backends.cuda` for what it
         runs and how its results relate to the CPU's.
+    debug : compile the user functions bounds-checked and not inlined (slower), so that an error
+        inside them during the solve (an index out of bounds, which otherwise corrupts memory or
+        crashes the process) raises ``IndexError`` naming the function. Default: the environment
+        variable ``SDESIM_DEBUG`` (``1`` turns it on).
+
+    Ctrl-C stops a solve within about a second (``KeyboardInterrupt``; nothing is returned and
+    the process stays usable). Grids the kernel cannot run (too many steps, a step below the
+    resolution of the times) are refused before anything runs.
     """
     if device != "cpu":
         if device != "cuda":
@@ -80,10 +85,12 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
         raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
     solver, dtype, ts, dt, y0s, n_paths, k0, k1 = _check_common(
         sde, y0, ts, method, dt, n_paths, seed, dtype, on_nonfinite, reduce, save_brownian, functional)
-    n_threads = (os.cpu_count() or 1) if n_threads is None else int(n_threads)
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    sde.check_at(ts[0], y0s[0], dtype)
+    n_threads = (os.cpu_count() or 1) if n_threads is None else check_count(n_threads, "n_threads")
+    if sde.state_check is not None:
+        sde.state_check(y0s)
+    if _debug_mode(debug):
+        sde = sde.debug_twin()
+    sde.check_at(ts[0], y0s[0], dtype, dense=solver.uses_dense_diffusion(sde))
 
     brownian_dt = dt if brownian_dt is None else _check_positive(brownian_dt, "brownian_dt")
     k = _dyadic_levels(brownian_dt / dt, "brownian_dt / dt")
@@ -102,8 +109,6 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
                          "use a smaller brownian_dt / dt or levy_substeps")
 
     save_step, save_pos, n_steps = _save_layout(ts, dt, brownian_dt, k)
-    if n_steps >= 2**31 * 2**k:
-        raise ValueError("too many Brownian cells (> 2**31); use a larger brownian_dt")
 
     functional_dim = _check_functional(functional, functional_dim, sde, reduce)
     key = (sde.kernel_key(), method, not reduce, bool(save_brownian), functional, dtype)
@@ -114,42 +119,54 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
                               functional=functional, n_functional=functional_dim)
         _KERNELS[key] = kernel
         _run(kernel, y0s[:1], 0, 0, ts, dt, 1, k, K, save_step[:1], save_pos[:1], brownian_dt,
-             k0, k1, sde, dtype, not reduce, save_brownian, functional_dim, 1)  # compiles
+             k0, k1, sde, dtype, not reduce, save_brownian, functional_dim, 1, True)  # compiles
         compile_s = time.perf_counter() - t_c
     kernel = _KERNELS[key]
 
+    # a short solve lets the calling thread work too; a long one keeps it free to take Ctrl-C
+    work = float(n_paths) * max(n_steps, 1) * (sde.dim + sde.noise_dim) * 2.0**K
+    quick = work < QUICK_WORK
     t_r = time.perf_counter()
     sol = Solution(ts=ts, method=method, dt=dt, brownian_dt=brownian_dt, seed=int(seed),
                    dtype=np.dtype(dtype).name)
     if not reduce:
         out = _run(kernel, y0s, 0, n_paths, ts, dt, n_steps, k, K, save_step, save_pos,
-                   brownian_dt, k0, k1, sde, dtype, True, save_brownian, functional_dim, n_threads)
+                   brownian_dt, k0, k1, sde, dtype, True, save_brownian, functional_dim, n_threads, quick)
         sol.ys, ws, fail_q = out[0], out[1], out[2]
         sol.ws = ws if save_brownian else None
+        failed = np.flatnonzero(fail_q >= 0)
+        failed_q = fail_q[failed]
     else:
-        sol.count, sol.mean, sol.var, fail_q = _reduce_blocks(
+        sol.count, sol.mean, sol.var, failed, failed_q = _reduce_blocks(
             kernel, y0s, n_paths, ts, dt, n_steps, k, K, save_step, save_pos, brownian_dt,
-            k0, k1, sde, dtype, functional_dim, progress, n_threads)
+            k0, k1, sde, dtype, functional_dim, progress, n_threads, quick)
     run_s = time.perf_counter() - t_r
     sol.stats = {"compile_s": compile_s, "run_s": run_s, "n_steps": n_steps,
                  "n_paths": n_paths, "levy_substeps": 2**K if K else None, "brownian_levels": k}
-    return finish_failures(sol, fail_q, ts, n_paths, on_nonfinite)
+    return finish_failures(sol, failed, failed_q, ts, n_paths, on_nonfinite)
 
 
-def finish_failures(sol, fail_q, ts, n_paths, on_nonfinite):
-    """Raise :class:`NonFiniteError` for paths that became non-finite (``fail_q[p]``: the first save
-    index, -1 if none), or record them in ``sol.failed``/``failed_at`` (``on_nonfinite="flag"``)."""
-    failed = np.flatnonzero(fail_q >= 0)
+def finish_failures(sol, failed, failed_q, ts, n_paths, on_nonfinite):
+    """Raise :class:`NonFiniteError` for the paths ``failed`` that became non-finite (at save index
+    ``failed_q``), or record them in ``sol.failed``/``failed_at`` (``on_nonfinite="flag"``)."""
     if failed.size:
-        times = ts[fail_q[failed]]
+        times = ts[failed_q]
         if on_nonfinite == "raise":
             raise NonFiniteError(failed, times, n_paths)
         sol.failed, sol.failed_at = failed, times
     return sol
 
 
+def _debug_mode(debug):
+    if debug is None:
+        return os.environ.get("SDESIM_DEBUG", "").strip() not in ("", "0")
+    if not isinstance(debug, (bool, np.bool_)):
+        raise TypeError(f"debug must be True or False, got {debug!r}")
+    return bool(debug)
+
+
 def _run(kernel, y0s, path0, n_paths, ts, dt, n_steps, k, K, save_step, save_pos, brownian_dt,
-         k0, k1, sde, dtype, store, save_w, n_f, n_threads):
+         k0, k1, sde, dtype, store, save_w, n_f, n_threads, quick):
     T = save_step.size
     ys = np.empty((T, n_paths, sde.dim) if store else (1, 1, 1), dtype=dtype)
     ws = np.zeros((T, n_paths, sde.noise_dim) if save_w else (1, 1, 1))
@@ -161,11 +178,14 @@ def _run(kernel, y0s, path0, n_paths, ts, dt, n_steps, k, K, save_step, save_pos
     acc_n = np.zeros((n_chunks, T) if not store else (1, 1), dtype=np.int64)
     acc_mean = np.zeros((n_chunks, T, n_f) if not store else (1, 1, 1), dtype=dtype)
     acc_m2 = np.zeros_like(acc_mean)
+    stop = new_stop_flag()
     fixed = (y0s, np.int64(path0), np.int64(n_paths), float(ts[0]), float(dt), np.int64(n_steps),
              np.int64(k), np.int64(K), save_step, save_pos, ts, math.sqrt(brownian_dt),
              sd_table(brownian_dt), k0, k1, sde.args, ys, ws, fail_q, acc_n, acc_mean, acc_m2,
-             np.int64(chunk))
-    _parallel_chunks(kernel, fixed, n_chunks, n_threads)
+             np.int64(chunk), stop)
+    with blas_single_thread():  # user functions calling np.dot must not start a BLAS team per thread
+        run_ranges(lambda lo, hi: kernel(*fixed, np.int64(lo), np.int64(hi)), n_chunks, n_threads, stop,
+                   quick=quick)
     if store:
         return ys, ws, fail_q
     return acc_n, acc_mean, acc_m2, fail_q
@@ -193,83 +213,12 @@ def _check_common(sde, y0, ts, method, dt, n_paths, seed, dtype, on_nonfinite, r
     return solver, dtype, ts, dt, y0s, n_paths, k0, k1
 
 
-def _parallel_chunks(kernel, fixed, n_chunks, n_threads):
-    """Run ``kernel(*fixed, lo, hi)`` over chunk ranges on ``n_threads`` threads (it releases the GIL).
-
-    BLAS is held to one thread meanwhile: user functions that call ``np.dot`` (the data models)
-    would otherwise start a BLAS thread team inside every path thread (measured 10x slower).
-    """
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        _run_chunks(kernel, fixed, n_chunks, n_threads)
-
-
-_CONTROLLER = [None, -1]
-
-
-def _blas_controller():
-    """A threadpoolctl controller, rebuilt only when new modules were imported (building one scans
-    every loaded library: ~1 ms, which dominated short solves)."""
-    n_modules = len(sys.modules)
-    if _CONTROLLER[0] is None or _CONTROLLER[1] != n_modules:
-        _CONTROLLER[0], _CONTROLLER[1] = ThreadpoolController(), n_modules
-    return _CONTROLLER[0]
-
-
-def _run_chunks(kernel, fixed, n_chunks, n_threads):
-    n_threads = max(1, min(n_threads, n_chunks))
-    if n_threads == 1:
-        kernel(*fixed, np.int64(0), np.int64(n_chunks))
-        return
-    n_pieces = min(n_chunks, 4 * n_threads)
-    bounds = np.linspace(0, n_chunks, n_pieces + 1).round().astype(np.int64)
-    pieces = iter(range(n_pieces))
-    lock = threading.Lock()
-
-    def worker():  # n_threads of these take pieces until none is left
-        while True:
-            with lock:
-                i = next(pieces, None)
-            if i is None:
-                return
-            kernel(*fixed, bounds[i], bounds[i + 1])
-
-    # the calling thread is one of the workers: one thread wake-up fewer per solve (~0.1 ms here)
-    futures = [_thread_pool(n_threads - 1).submit(worker) for _ in range(n_threads - 1)]
-    try:
-        worker()
-    finally:
-        for f in futures:
-            f.result()
-
-
-_POOL = {"pool": None, "size": 0}
-_POOL_LOCK = threading.Lock()
-
-
-def _thread_pool(n_threads):
-    """One process-wide pool of worker threads, grown on demand (starting threads for every solve
-    cost ~1 ms, a large part of a short solve)."""
-    with _POOL_LOCK:
-        if _POOL["size"] < n_threads:
-            old = _POOL["pool"]
-            _POOL["pool"] = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="sdesim")
-            _POOL["size"] = n_threads
-            if old is not None:
-                old.shutdown(wait=False)
-        return _POOL["pool"]
-
-
-def _forget_pool():  # a forked child has none of the parent's threads
-    _POOL["pool"], _POOL["size"] = None, 0
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
 def _reduce_blocks(kernel, y0s, n_paths, ts, dt, n_steps, k, K, save_step, save_pos, brownian_dt,
-                   k0, k1, sde, dtype, n_f, progress, n_threads):
-    """Run blocks of REDUCE_BLOCK paths and merge chunk moments in a fixed order (Chan et al.)."""
+                   k0, k1, sde, dtype, n_f, progress, n_threads, quick):
+    """Run blocks of REDUCE_BLOCK paths and merge chunk moments in a fixed order (Chan et al.).
+
+    -> ``(count, mean, var, failed, failed_q)``; memory does not grow with ``n_paths`` beyond the
+    failed paths' indices. ``mean`` and ``var`` are NaN where no path was counted."""
     T = ts.size
     count = np.zeros(T)
     mean = np.zeros((T, n_f))
@@ -284,14 +233,19 @@ def _reduce_blocks(kernel, y0s, n_paths, ts, dt, n_steps, k, K, save_step, save_
         block_y0 = y0s[start:start + size] if y0s.shape[0] > 1 else y0s
         acc_n, acc_mean, acc_m2, fail_q = _run(
             kernel, block_y0, start, size, ts, dt, n_steps, k, K, save_step, save_pos,
-            brownian_dt, k0, k1, sde, dtype, False, False, n_f, n_threads)
+            brownian_dt, k0, k1, sde, dtype, False, False, n_f, n_threads, quick)
         count, mean, m2 = merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)
         bad = np.flatnonzero(fail_q >= 0)
-        fails.append(np.stack([bad + start, fail_q[bad]], axis=1) if bad.size else np.zeros((0, 2), np.int64))
-    fail_all = np.full(n_paths, -1, dtype=np.int64)
-    for rows in fails:
-        fail_all[rows[:, 0]] = rows[:, 1]
-    return count, mean, sample_variance(count, m2), fail_all
+        if bad.size:
+            fails.append((bad + start, fail_q[bad]))
+    failed = np.concatenate([f[0] for f in fails]) if fails else np.zeros(0, np.int64)
+    failed_q = np.concatenate([f[1] for f in fails]) if fails else np.zeros(0, np.int64)
+    return count, reduced_mean(count, mean), sample_variance(count, m2), failed, failed_q
+
+
+def reduced_mean(count, mean):
+    """The merged mean, NaN at save times where no path was counted (all failed before them)."""
+    return np.where(count[:, None] > 0, mean, np.nan)
 
 
 def merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2):
@@ -394,13 +348,29 @@ def _dyadic_levels(ratio, name):
     return k
 
 
+#: Most Brownian cells a path may have: the cell index is one 32-bit word of the Philox counter.
+MAX_CELLS = 2**31
+
+
 def _save_layout(ts, dt, brownian_dt, k):
     """For each save time: the grid step it falls in, and its position in its Brownian cell.
 
     ``save_pos`` is -1 for a time on the step grid (within 1e-9 dt), else the fraction of the
     cell it sits at; it depends on ``brownian_dt`` only, so that coarse and fine solves bridge
-    to the very same point of the tree.
+    to the very same point of the tree. Grids the kernel cannot run are refused here, with the
+    counts computed in floating point before any integer cast.
     """
+    span = ts[-1] - ts[0]
+    n_cells = span / brownian_dt
+    if not math.isfinite(n_cells) or n_cells >= MAX_CELLS:
+        raise ValueError(f"the grid needs {n_cells:.3g} Brownian cells of width brownian_dt={brownian_dt:g} "
+                         f"over [{ts[0]:g}, {ts[-1]:g}]; at most {MAX_CELLS - 1} are supported: "
+                         "use a larger dt (or brownian_dt) or a shorter interval")
+    t_max = max(abs(ts[0]), abs(ts[-1]))
+    if t_max * 2.0**-52 > 1e-6 * dt:
+        raise ValueError(f"dt={dt:g} is below the resolution of the times (|t| up to {t_max:g}): the steps "
+                         "t_{n+1} - t_n could not be represented to 1e-6; shift the times towards 0 "
+                         "or use a larger dt")
     u = (ts - ts[0]) / brownian_dt  # in cells
     g = u * 2.0**k  # in steps
     on_grid = np.abs(g - np.round(g)) <= 1e-9
@@ -412,6 +382,13 @@ def _save_layout(ts, dt, brownian_dt, k):
     return save_step, save_pos, int(save_step[-1] + 1)
 
 
+def check_count(value, name, minimum=1):
+    """``value`` as an int if it is an integer (not a bool, not 2.5, not "2") >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def _check_functional(functional, functional_dim, sde, reduce):
     if not reduce:
         return 1
@@ -419,6 +396,6 @@ def _check_functional(functional, functional_dim, sde, reduce):
         if functional_dim is not None:
             raise ValueError("functional_dim given without a functional")
         return sde.dim
-    if functional_dim is None or isinstance(functional_dim, bool) or functional_dim < 1:
+    if functional_dim is None:
         raise ValueError("a functional needs functional_dim, the number of values it writes")
-    return int(functional_dim)
+    return check_count(functional_dim, "functional_dim")

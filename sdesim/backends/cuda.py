@@ -171,7 +171,9 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     if grid_threads is not None and (isinstance(grid_threads, bool) or int(grid_threads) < 1):
         raise ValueError(f"grid_threads must be a positive integer, got {grid_threads!r}")
     check_gpu_compatible(sde, method, functional if reduce else None)
-    sde.check_at(ts[0], y0s[0], dtype)
+    if sde.state_check is not None:
+        sde.state_check(y0s)
+    sde.check_at(ts[0], y0s[0], dtype, dense=solver.uses_dense_diffusion(sde))
 
     brownian_dt = dt if brownian_dt is None else S._check_positive(brownian_dt, "brownian_dt")
     k = S._dyadic_levels(brownian_dt / dt, "brownian_dt / dt")
@@ -185,8 +187,6 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
             f"device='cuda' saves on the step grid ts[0] + n*dt only; ts[{i}] = {ts[i]!r} is not on it "
             f"(dt = {dt!r}). Choose dt so that every save time is a multiple of it from ts[0], or use "
             "device='cpu', which bridges the Brownian path to off-grid times.")
-    if n_steps >= 2**31 * 2**k:
-        raise ValueError("too many Brownian cells (> 2**31); use a larger brownian_dt")
     n_f = S._check_functional(functional, functional_dim, sde, reduce)
     if not reduce:
         n_f = sde.dim  # values written per path and save time: the state
@@ -228,7 +228,8 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
                  "device_s": launch.device_s, "n_steps": n_steps, "n_paths": n_paths,
                  "levy_substeps": None, "brownian_levels": k, "device": _device_name(cuda),
                  "threads_per_block": tpb, "grid_threads": grid_threads}
-    return S.finish_failures(sol, fail_q, ts, n_paths, on_nonfinite)
+    failed = np.flatnonzero(fail_q >= 0)
+    return S.finish_failures(sol, failed, fail_q[failed], ts, n_paths, on_nonfinite)
 
 
 def _device_name(cuda):
@@ -312,7 +313,7 @@ def _reduce(launch, kern, n_paths, n_f, T, dtype):
         _welford_chunks(vals, fail_q, acc_n, acc_mean, acc_m2)
         count, mean, m2 = S.merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)
         fail_all[start:start + size] = fail_q
-    return count, mean, S.sample_variance(count, m2), fail_all
+    return count, S.reduced_mean(count, mean), S.sample_variance(count, m2), fail_all
 
 
 def _welford_chunks(vals, fail_q, acc_n, acc_mean, acc_m2):

@@ -37,6 +37,12 @@ class Solver:
     def needs_levy_area(self, noise):
         return False
 
+    def uses_dense_diffusion(self, sde):
+        """Whether the step evaluates ``sde.diffusion`` (the dense factor), rather than only a
+        matrix-free ``diffusion_product``: what the pre-check must evaluate and what memory a
+        path needs."""
+        return True
+
     def work_size(self, sde):
         raise NotImplementedError
 

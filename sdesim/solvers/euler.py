@@ -16,8 +16,12 @@ class Euler(Solver):
     strong_order = {"scalar": 0.5, "diagonal": 0.5, "additive": 1.0, "commutative": 0.5, "general": 0.5}
     weak_order = dict.fromkeys(strong_order, 1.0)
 
+    def uses_dense_diffusion(self, sde):
+        return sde.diffusion_product is None
+
     def work_size(self, sde):
-        return sde.dim + _g_size(sde)
+        # matrix-free noise needs the drift and g dW only: O(dim) per path, never (dim, noise_dim)
+        return sde.dim + (_g_size(sde) if self.uses_dense_diffusion(sde) else sde.dim)
 
     def make_step(self, sde):
         dim = sde.dim

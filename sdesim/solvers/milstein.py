@@ -40,7 +40,12 @@ class Milstein(Solver):
     def needs_levy_area(self, noise):
         return noise == "general"
 
+    def uses_dense_diffusion(self, sde):
+        return sde.noise != "additive" or Euler().uses_dense_diffusion(sde)
+
     def work_size(self, sde):
+        if sde.noise == "additive":  # the Euler step
+            return Euler().work_size(sde)
         g = _g_size(sde)
         d = 0
         if sde.diffusion_derivative is not None:
