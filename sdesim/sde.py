@@ -198,7 +198,7 @@ class SDE:
         """Call ``func.py_func(t, y, args, *extra, *outs)`` on NaN-filled outputs and check them."""
         outs = [np.full(shape, np.nan, dtype=dtype) for shape in shapes]
         y_in = y.copy()
-        result = _guarded_call(what, self.name, func.py_func, (t, y_in, self.args, *extra, *outs),
+        result = _guarded_call(what, self.name, getattr(func, "py_func", func), (t, y_in, self.args, *extra, *outs),
                                f" when writing output(s) of shape {', '.join(map(str, shapes))} "
                                f"(noise={self.noise!r}, dim={self.dim}, noise_dim={self.noise_dim})")
         if result is not None:
@@ -212,6 +212,19 @@ class SDE:
                                  f"unwritten or non-finite at t={t}")
         return outs
 
+    def check_functional(self, functional, n_f, t, y, dtype=np.float64):
+        """Check a reduce functional ``functional(t, y, args, out)`` (``n_f`` values) at ``(t, y)``
+        the way :meth:`check_at` checks the SDE's own functions."""
+        y = np.asarray(y, dtype=dtype)
+        self._call("functional", functional, float(t), y, (), [(n_f,)], dtype)
+
+    def debug_functional(self, functional):
+        """``functional`` compiled bounds-checked with a named error (see :meth:`debug_twin`)."""
+        cache = self.__dict__.setdefault("_debug_functionals", {})
+        if functional not in cache:
+            cache[functional] = _bounds_checked(functional, "functional", self.name)
+        return cache[functional]
+
     def debug_twin(self):
         """The same SDE with every user function compiled bounds-checked and not inlined, each
         wrapped so that an error inside it (an out-of-bounds index, a division by zero) surfaces
@@ -221,6 +234,7 @@ class SDE:
             twin = object.__new__(SDE)
             twin.__dict__.update(self.__dict__)
             twin._checked = set()
+            twin._is_debug_twin = True
             for what in _FUNCTIONS:
                 f = getattr(self, what)
                 if f is not None:
@@ -282,7 +296,7 @@ def _bounds_checked(func, what, name):
     """``func`` compiled with bounds checks, in a wrapper whose error names it (see debug_twin)."""
     n = _ARITY.get(what, 4)
     params = ", ".join(f"a{i}" for i in range(n))
-    scope = {"inner": nb.njit(boundscheck=True)(func.py_func),
+    scope = {"inner": nb.njit(boundscheck=True)(getattr(func, "py_func", func)),
              "message": f"{what} of {name!r} raised an error inside the compiled solve (an index out "
                         f"of bounds, or a division by zero): found by debug mode"}
     exec(_GUARD_SOURCE.format(params=params), scope)  # one wrapper per arity, from one template

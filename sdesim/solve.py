@@ -111,6 +111,10 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     save_step, save_pos, n_steps = _save_layout(ts, dt, brownian_dt, k)
 
     functional_dim = _check_functional(functional, functional_dim, sde, reduce)
+    if functional is not None:
+        sde.check_functional(functional, functional_dim, ts[0], y0s[0], dtype)
+        if sde.__dict__.get("_is_debug_twin"):
+            functional = sde.debug_functional(functional)
     key = (sde.kernel_key(), method, not reduce, bool(save_brownian), functional, dtype)
     compile_s = 0.0
     if key not in _KERNELS:

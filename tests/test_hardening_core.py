@@ -233,3 +233,23 @@ def test_reduce_flag_mean_is_nan_where_no_path_was_counted():
     assert np.all(np.isfinite(sol.mean[:3])) and np.all(np.isnan(sol.mean[3:]))
     assert np.all(np.isnan(sol.var[3:]))
     assert sorted(sol.failed.tolist()) == [0, 1, 2, 3]
+
+
+def _functional_short(t, y, args, out):  # writes 1 of its 2 values
+    out[0] = y[0]
+
+
+def _functional_late_oob(t, y, args, out):
+    out[0] = y[0]
+    if t >= 0.5:
+        out[2] = 0.0
+
+
+def test_the_reduce_functional_is_checked_and_covered_by_debug_mode():
+    sde = sdesim.SDE(_drift, _diag, dim=2, noise="diagonal", name="f")
+    run = dict(dt=0.1, n_paths=3, reduce=True)
+    with pytest.raises(ValueError, match="functional of 'f' left entries"):
+        sdesim.solve(sde, np.ones(2), [0.0, 1.0], functional=_functional_short, functional_dim=2, **run)
+    with pytest.raises(IndexError, match="functional of 'f'"):
+        sdesim.solve(sde, np.ones(2), [0.0, 0.5, 1.0], functional=_functional_late_oob, functional_dim=1,
+                     debug=True, **run)
