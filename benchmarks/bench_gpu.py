@@ -6,11 +6,11 @@ Wbar Wbar^T) dB`` (``SphereModel(100, s=1)``, no H, ``lr = 0.1``, ``wd = 1e-3``,
 ``dt = 1``), Euler-Maruyama, started at the equilibrium norm, ``--steps`` steps, saved at the start
 and the end; ``n_paths`` in 1e3..1e6; float32 and float64. One run per row after a warm-up.
 
-* sdesim: ``sdesim.backends.cuda.solve`` (what ``solve(..., device="cuda")`` runs): one kernel, one
+* sdesim: ``sdesim.cuda.solve`` (what ``solve(..., device="cuda")`` runs): one kernel, one
   thread per path, every step inside. Timed: upload, output allocation and the kernel
   (``stats["device_s"]``; the copy of the paths to the host is not counted, as torchsde's stay on
   the device). ``kernel_s`` alone is also reported.
-* torchsde: ``sdesim.backends.torch.SphereSGD`` (matrix-free ``f_and_g_prod``, a ``BrownianInterval``
+* torchsde: ``sdesim.compare.torchsde.SphereSGD`` (matrix-free ``f_and_g_prod``, a ``BrownianInterval``
   with the ``dt`` hint, no autograd) through ``torchsde.sdeint``, all paths in one batch, ys on the
   device; timed to a ``torch.cuda.synchronize``. If that module is missing, an equivalent minimal
   torchsde SDE defined here.
@@ -38,8 +38,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import sdesim  # noqa: E402
-from sdesim.backends import cuda as gpu  # noqa: E402
-from sdesim.backends.agreement import moment_z  # noqa: E402
+import sdesim.cuda as gpu  # noqa: E402
+from sdesim.compare.agreement import moment_z  # noqa: E402
 from sdesim.normalized import SphereModel, sgd_sde  # noqa: E402
 
 LR, WD, D, S = 0.1, 1e-3, 100, 1.0
@@ -51,9 +51,9 @@ def torch_problem():
     import torch
     import torchsde  # noqa: F401
     try:
-        from sdesim.backends import torch as tb
+        from sdesim.compare import torchsde as tb
         prob = tb.make_problem(SphereModel(D, s=S), LR, WD)
-        return (lambda dev, dt: prob.torchsde(dev, dt)), "sdesim.backends.torch.SphereSGD"
+        return (lambda dev, dt: prob.torchsde(dev, dt)), "sdesim.compare.torchsde.SphereSGD"
     except ImportError:
         pass
 

@@ -57,13 +57,13 @@ import numba as nb  # noqa: E402
 
 import sdesim  # noqa: E402
 from sdesim._io import write_json_atomic  # noqa: E402
-from sdesim.backends.agreement import ks, moment_z  # noqa: E402
+from sdesim.compare.agreement import ks, moment_z  # noqa: E402
 from sdesim.normalized import NormalizedLinearClassifier, SphereModel, load_digits  # noqa: E402
 
 try:
     import torch
     import torchsde
-    from sdesim.backends import torch as tb
+    from sdesim.compare import torchsde as tb
 except ImportError as exc:  # pragma: no cover
     raise SystemExit(f"this benchmark needs the torch extra (pip install 'sdesim[torch]'): {exc}")
 

@@ -5,7 +5,7 @@ apart by measuring, each in compiled code and in nanoseconds per path-step (mini
 ``--repeats`` runs; compile time excluded):
 
 * ``philox``: the Philox4x32-10 words for the step's ``d`` normals;
-* ``normals``: the ``d`` standard normals themselves (:func:`sdesim._rng.normals_range`: Philox,
+* ``normals``: the ``d`` standard normals themselves (:func:`sdesim.brownian.rng.normals_range`: Philox,
   the ziggurat's vectorised fast path, and the repair of the ~1.5% rejected words);
 * ``kernel_null_sde``: a whole solve of an SDE whose noise product is ``dW`` itself and whose
   drift is ``-0.1 y``: the normals plus the time loop's own bookkeeping;
@@ -28,7 +28,7 @@ import numpy as np
 
 import sdesim
 from sdesim._io import write_json_atomic
-from sdesim._rng import _counter, normals_range, philox4x32, seed_to_key
+from sdesim.brownian.rng import _counter, normals_range, philox4x32, seed_to_key
 from sdesim.normalized import SphereModel, sgd_sde
 
 

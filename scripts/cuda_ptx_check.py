@@ -19,7 +19,7 @@ from numba import cuda
 
 import sdesim
 from sdesim import reference as ref
-from sdesim.backends._cuda_kernel import build_kernel, build_normals_kernel
+from sdesim.cuda.kernel import build_kernel, build_normals_kernel
 from sdesim.normalized import SphereModel, sgd_sde
 from sdesim.solvers import get_solver
 

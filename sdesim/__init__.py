@@ -8,8 +8,8 @@ in :mod:`sdesim.analysis`.
 from .analysis import fit_order, strong_error, weak_error
 from .sde import NOISE_TYPES, SDE
 from .solution import NonFiniteError, Solution
-from .solve import solve
-from .brownian_path import brownian_path
+from .driver import solve
+from .paths import brownian_path
 from .solvers import SOLVERS
 
 __version__ = "0.1.0"

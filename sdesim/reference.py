@@ -6,7 +6,7 @@ Each is built once at import, so its compiled kernels are reused across solves.
 import numba as nb
 import numpy as np
 
-import sdesim
+from .sde import SDE
 
 # --- geometric Brownian motion, diagonal noise: Y_T = Y_0 exp((mu - s^2/2) T + s W_T) --------
 GBM_MU = np.array([0.5, -0.3])
@@ -31,8 +31,8 @@ def gbm_derivative(t, y, args, out):
         out[i] = args[1][i]
 
 
-gbm = sdesim.SDE(gbm_drift, gbm_diffusion, dim=2, noise="diagonal", args=(GBM_MU, GBM_S), name="gbm")
-gbm_analytic = sdesim.SDE(gbm_drift, gbm_diffusion, dim=2, noise="diagonal", args=(GBM_MU, GBM_S),
+gbm = SDE(gbm_drift, gbm_diffusion, dim=2, noise="diagonal", args=(GBM_MU, GBM_S), name="gbm")
+gbm_analytic = SDE(gbm_drift, gbm_diffusion, dim=2, noise="diagonal", args=(GBM_MU, GBM_S),
                           diffusion_derivative=gbm_derivative, name="gbm_analytic")
 
 
@@ -73,9 +73,9 @@ def lin_matrix_diffusion(t, y, args, out):
             out[i, j] = Bs[j, i, 0] * y[0] + Bs[j, i, 1] * y[1]
 
 
-lin_scalar = sdesim.SDE(lin_drift, lin_scalar_diffusion, dim=2, noise="scalar",
+lin_scalar = SDE(lin_drift, lin_scalar_diffusion, dim=2, noise="scalar",
                         args=(LIN_A, LIN_B[:1].copy()), name="linear_scalar")
-lin_commutative = sdesim.SDE(lin_drift, lin_matrix_diffusion, dim=2, noise_dim=2,
+lin_commutative = SDE(lin_drift, lin_matrix_diffusion, dim=2, noise_dim=2,
                              noise="commutative", args=(LIN_A, LIN_B), name="linear_commutative")
 
 
@@ -105,7 +105,7 @@ def nc_diffusion(t, y, args, out):
     out[1, 1] = y[0]
 
 
-noncommutative = sdesim.SDE(nc_drift, nc_diffusion, dim=2, noise_dim=2, noise="general",
+noncommutative = SDE(nc_drift, nc_diffusion, dim=2, noise_dim=2, noise="general",
                             name="noncommutative")
 
 # --- Ornstein-Uhlenbeck, diagonal noise ------------------------------------------------------
@@ -124,7 +124,7 @@ def ou_diffusion(t, y, args, out):
         out[i] = args[1]
 
 
-ou = sdesim.SDE(ou_drift, ou_diffusion, dim=3, noise="diagonal", args=(OU_THETA, OU_SIGMA), name="ou")
+ou = SDE(ou_drift, ou_diffusion, dim=3, noise="diagonal", args=(OU_THETA, OU_SIGMA), name="ou")
 
 
 # --- linear ODE with a switchable additive noise, for "zero diffusion = explicit Euler" -------
@@ -146,5 +146,5 @@ def zero_matrix_diffusion(t, y, args, out):
 
 
 def make_affine(M, b):
-    return sdesim.SDE(affine_drift, zero_matrix_diffusion, dim=M.shape[0], noise_dim=2, noise="general",
+    return SDE(affine_drift, zero_matrix_diffusion, dim=M.shape[0], noise_dim=2, noise="general",
                       args=(M, b), name="affine")

@@ -4,7 +4,7 @@ import numba as nb
 import numpy as np
 import pytest
 
-from sdesim._borrow import borrowed, keep_alive
+from sdesim.runners.borrow import borrowed, keep_alive
 
 
 @nb.njit

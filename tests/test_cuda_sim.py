@@ -83,8 +83,8 @@ SPHERE_Y0 = np.full(100, 0.3) + 0.01 * np.arange(100)
 
 @_check
 def normals_bitwise():
-    from sdesim._rng import _ZR, normals_range, seed_to_key
-    from sdesim.backends._cuda_kernel import normal_at_kernel, seed_words, tables
+    from sdesim.brownian.rng import _ZR, normals_range, seed_to_key
+    from sdesim.cuda.kernel import normal_at_kernel, seed_words, tables
 
     k0, k1 = seed_to_key(2024)
     cell, path = 5, 3
@@ -156,11 +156,11 @@ def float32_same_seed():
 @_check
 def launch_independent_and_per_path_y0():
     import sdesim
-    import sdesim.backends.cuda
+    import sdesim.cuda
     from sdesim import reference as ref
     ts = np.arange(4) * 0.1
     y0 = np.random.default_rng(0).uniform(0.5, 1.5, (40, 2))
-    runs = [sdesim.backends.cuda.solve(ref.gbm, y0, ts, dt=0.1, seed=4, threads_per_block=tpb, grid_threads=grid)
+    runs = [sdesim.cuda.solve(ref.gbm, y0, ts, dt=0.1, seed=4, threads_per_block=tpb, grid_threads=grid)
             for tpb, grid in ((32, None), (64, None), (8, 16))]  # the last: 16 threads, 2-3 paths each
     cpu = sdesim.solve(ref.gbm, y0, ts, dt=0.1, seed=4, n_threads=1, save_brownian=True)
     rel = float(np.max(np.abs(runs[0].ys - cpu.ys) / np.maximum(np.abs(cpu.ys), 1)))
@@ -282,7 +282,7 @@ def sphere_distribution_vs_cpu():
 def clear_errors():
     import sdesim
     from sdesim import reference as ref
-    from sdesim.backends.cuda import GPUUnsupportedError
+    from sdesim.cuda import GPUUnsupportedError
     from sdesim.normalized import NormalizedLinearClassifier, SphereModel, gaussian_mixture, polar_sde
 
     def message(fn):
@@ -388,7 +388,7 @@ if __name__ == "__main__":
         SIM = False
         if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
             sys.exit("--gpu runs on a real GPU: unset NUMBA_ENABLE_CUDASIM")
-        from sdesim.backends import cuda as _backend
+        import sdesim.cuda as _backend
         if not _backend.available():
             sys.exit("--gpu: no usable CUDA GPU here")
         from numba import cuda as _nc

@@ -60,7 +60,7 @@ def test_grids_the_kernel_cannot_run_are_refused(ts, dt):
 
 
 def test_the_largest_supported_grid_passes_the_check():
-    from sdesim.solve import MAX_CELLS, _save_layout
+    from sdesim.plan import MAX_CELLS, save_layout as _save_layout
     ts = np.array([0.0, 1.0])
     dt = 1.0 / (MAX_CELLS - 1)
     save_step, _, n_steps = _save_layout(ts, dt, dt, 0)

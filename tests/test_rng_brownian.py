@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from scipy import stats
 
 import sdesim
-from sdesim._rng import normal_at, normals_range, philox4x32, seed_to_key
+from sdesim.brownian.rng import normal_at, normals_range, philox4x32, seed_to_key
 from sdesim.reference import gbm, noncommutative
 
 U = np.uint64

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sdesim import reference as ref
-from sdesim.backends.agreement import compare, ks, moment_z
+from sdesim.compare.agreement import compare, ks, moment_z
 from sdesim.normalized import NormalizedLinearClassifier, Schedule, SphereModel, gaussian_mixture, load_digits
 
 Z_MAX, KS_LEVEL = 4.0, 0.01
@@ -27,7 +27,7 @@ def tb():
     pytest.importorskip("torchsde", reason="torchsde is not installed (optional extra: pip install 'sdesim[torch]')")
     import torch
 
-    from sdesim.backends import torch as backend
+    from sdesim.compare import torchsde as backend
     # One torch thread: these are small problems, and torch's OpenMP team slows down many times
     # when the cores are shared with other jobs (correctness tests, not timings).
     threads = torch.get_num_threads()
@@ -37,7 +37,7 @@ def tb():
 
 
 def test_core_imports_without_torch():
-    code = ("import sys, sdesim, sdesim.backends, sdesim.backends.agreement, sdesim.normalized; "
+    code = ("import sys, sdesim, sdesim.compare, sdesim.compare.agreement, sdesim.normalized; "
             "assert 'torch' not in sys.modules and 'torchsde' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 

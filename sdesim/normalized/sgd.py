@@ -39,8 +39,8 @@ import numba as nb
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..solve import _check_y0
-from .._rng import _counter, normals_range, philox4x32, seed_to_key
+from ..plan import check_y0 as _check_y0
+from ..brownian.rng import _counter, normals_range, philox4x32, seed_to_key
 from .minibatch import DataModel
 from .models import SphereModel, normalize_groups
 from .schedules import Schedule, as_schedule, schedule_value

@@ -7,7 +7,7 @@ from .milstein import Milstein
 #: The schemes ``solve(method=...)`` knows, by name.
 SOLVERS = {"euler": Euler(), "milstein": Milstein()}
 
-__all__ = ["Solver", "Euler", "Milstein", "SOLVERS", "get_solver"]
+__all__ = ["Solver", "Euler", "Milstein", "SOLVERS", "get_solver", "check_method"]
 
 
 def get_solver(method):
@@ -16,3 +16,14 @@ def get_solver(method):
         return SOLVERS[method]
     except (KeyError, TypeError):
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(SOLVERS)}") from None
+
+
+def check_method(method, noise):
+    """The scheme called ``method``, checked to accept ``noise``; the error names the schemes that do."""
+    solver = get_solver(method)
+    try:
+        solver.check_noise(noise)
+    except ValueError as exc:
+        others = [n for n, s in SOLVERS.items() if s.accepts(noise)]
+        raise ValueError(f"{exc}; methods that do: {others}") from None
+    return solver

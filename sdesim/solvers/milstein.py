@@ -10,7 +10,7 @@ with the iterated Ito integrals ``I_jk = int_t^{t+h} (W_j(s) - W_j(t)) dW_k(s)``
   ``(dW_j dW_k - delta_jk h) / 2``, again exact. Cost: ``noise_dim`` extra diffusion
   evaluations (derivative-free) or one derivative evaluation, plus ``O(dim noise_dim**2)``.
 * general noise: ``I_jk = (dW_j dW_k - delta_jk h) / 2 + A_jk`` with the Levy area ``A``
-  taken from ``p`` sub-steps of the *same* Brownian tree (:func:`sdesim.brownian.levy_area`),
+  taken from ``p`` sub-steps of the *same* Brownian tree (:func:`sdesim.brownian.tree.levy_area`),
   ``p >= 1 / h`` by default so that the area error is ``O(h**3)`` in mean square and strong
   order 1 holds. Cost per step: ``p * noise_dim`` normals and ``O(p noise_dim**2)`` flops for
   the area, plus the commutative-case cost; i.e. ``O(noise_dim**2 / h)`` per step.

@@ -21,9 +21,9 @@ import numba as nb
 import numpy as np
 from numba.core.dispatcher import Dispatcher
 
-from ._borrow import borrowed, keep_alive
-from ._rng import float_as_bits
-from .brownian import bridge_point, cell_increment, fill_cell, levy_area
+from .borrow import borrowed, keep_alive
+from ..brownian.rng import float_as_bits
+from ..brownian.tree import bridge_point, cell_increment, fill_cell, levy_area
 
 __all__ = ["CHUNK", "build_kernel"]
 

@@ -13,7 +13,7 @@ width ``B`` (``brownian_dt``) starting at ``ts[0]``; inside cell ``j`` the path 
   final Brownian-bridge draw (tag 33) inside that leaf of width ``B / 2**32``.
 
 Every normal is a counter-based function of ``(seed, path, cell, tag, number)``
-(:mod:`sdesim._rng`), so the path depends on the seed and the path index alone. A solve
+(:mod:`sdesim.brownian.rng`), so the path depends on the seed and the path index alone. A solve
 with step ``dt = B / 2**k`` reads the tree down to level ``k``; a solve with ``dt / 2``
 reads one more level of the *same* tree, so coarse increments are exactly sums of fine ones
 (to rounding). Levy areas for general-noise Milstein are computed from still deeper levels
@@ -23,7 +23,7 @@ of the same tree, so they also belong to the path a fine reference solve sees.
 import numba as nb
 import numpy as np
 
-from ._rng import normal_at, normals_range
+from .rng import normal_at, normals_range
 
 __all__ = ["LEAF_LEVEL", "sd_table", "cell_increment", "fill_cell", "bridge_point", "levy_area"]
 

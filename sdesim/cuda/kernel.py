@@ -20,8 +20,8 @@ import numpy as np
 from numba import cuda
 from numba import types as nbt
 
-from .._rng import _M0, _M1, _MANT, _MASK32, _S32, _TO_UNIT, _W0, _W1, _ZF, _ZK, _ZR, _ZW
-from ._cuda_translate import device_function
+from ..brownian.rng import _M0, _M1, _MANT, _MASK32, _S32, _TO_UNIT, _W0, _W1, _ZF, _ZK, _ZR, _ZW
+from .translate import device_function
 
 __all__ = ["build_kernel", "normal_pair", "normal_at", "build_normals_kernel", "normal_at_kernel", "tables"]
 

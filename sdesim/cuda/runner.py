@@ -1,50 +1,4 @@
-"""GPU backend: fused CUDA kernels, one thread per path, all steps in one kernel launch.
-
-``sdesim.solve(sde, y0, ts, ..., device="cuda")`` runs here. The SDE's own Python functions are
-compiled for the device with Numba's CUDA target (:mod:`._cuda_translate`), together with the
-CPU scheme's step, inside one kernel per (SDE, scheme, dtype, output mode) in which each thread
-integrates one path over every step (:mod:`._cuda_kernel`). Each path draws its normals from the
-CPU backend's counter-based streams (Philox4x32-10 + ziggurat, keyed by the seed, counter =
-(tag, normal number, Brownian cell, path)), so nothing depends on the launch configuration.
-
-Same seed, same answer (what ``tests/test_cuda_sim.py`` checks, and ``scripts/gpu_check.sh`` on a GPU):
-
-* the normals are the CPU backend's, bitwise: the Philox words and the ziggurat's accepted and
-  wedge-rejected draws are exact integer and IEEE arithmetic on both; a tail draw (|z| > 3.65,
-  about 1 in 4000) takes a ``log``, which libdevice may round differently from the CPU's libm;
-* so the Brownian path, ``Solution.ws``, is the CPU's: bitwise with ``brownian_dt = dt`` (sums of
-  ``sqrt(dt) z``); with ``brownian_dt = 2**k dt`` the tree midpoints ``(l + r)/2 + sd z`` may be
-  fused into one multiply-add by NVVM (not by the CPU), i.e. equal to rounding on a GPU (bitwise
-  under the simulator);
-* float32 solves round the same float64 normals to float32 (as the CPU backend does);
-* the states agree to rounding, not bitwise: both compilers fuse multiply-adds where they see
-  fit (NVVM always may; the CPU kernel is compiled with ``contract``) and the GPU's ``sqrt``,
-  ``exp``, ... are libdevice's. Under the simulator float64 states are within ~1e-15 relative of
-  the CPU's after a few steps, float32 within ~1e-6.
-
-Supported: Euler-Maruyama for every noise structure (with ``diffusion_product`` where the SDE has
-one), Milstein for scalar, diagonal, additive and commutative noise (analytic or derivative-free),
-float32 and float64, per-path ``y0``, ``save_brownian``, ``reduce``/``functional`` (paths are
-stored in blocks on the device and reduced on the host in the CPU backend's order),
-``on_nonfinite``. Not supported, with an error that says so: save times off the step grid (the
-CPU backend bridges to them; here choose ``dt`` so that ``ts`` lies on the grid); Milstein for
-general noise (its Levy areas need ``levy_substeps`` points of the Brownian tree per step and an
-``O(noise_dim**2)`` area per thread); user functions that allocate arrays or call BLAS (a thread
-has fixed-size local arrays only: see :func:`check_gpu_compatible`).
-
-The data models (:class:`~sdesim.normalized.NormalizedLinearClassifier`,
-:class:`~sdesim.normalized.WeightNormMLP`) are refused: each step of each path costs matrix
-products over the whole data set (digits: logits of n = 1348 samples x 650 weights and the
-gradient back, ~2.6 million multiply-adds), which their kernels do with ``np.dot`` into fresh
-arrays. One thread per path would re-read the data set from memory per path and step, with no
-reuse between paths. The GPU form of that work is one batched GEMM per step across all paths
-(weights of all paths side by side as the GEMM's columns, as
-:class:`sdesim.backends.torch.ClassifierSGD` does), i.e. a per-step sequence of library GEMM
-calls, not a per-thread kernel.
-
-Needs a CUDA GPU and Numba's CUDA target (``pip install 'sdesim[cuda]'`` installs numba-cuda), or
-the simulator: set ``NUMBA_ENABLE_CUDASIM=1`` before ``numba.cuda`` is first imported.
-"""
+"""The CUDA runner: a solve's plan run by fused kernels, one thread per path (see :mod:`sdesim.cuda`)."""
 
 import math
 import time
@@ -52,15 +6,16 @@ import warnings
 
 import numpy as np
 
-from .._kernel import CHUNK
-from .._rng import seed_to_key
-from ..brownian import sd_table
-from ..sde import SDE
+from ..brownian.tree import sd_table
+from ..plan import make_plan
+from ..runners.kernel import CHUNK
+from ..runners.results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
 from ..solution import Solution
-from ..solvers import get_solver
+from ..solvers import check_method
+from .errors import GPUUnsupportedError
 
-__all__ = ["solve", "available", "simulated", "check_gpu_compatible", "GPUUnsupportedError",
-           "normals_per_second", "THREADS_PER_BLOCK"]
+__all__ = ["solve", "run_cuda", "available", "simulated", "check_gpu_compatible", "normals_per_second",
+           "THREADS_PER_BLOCK"]
 
 #: Threads per block (a multiple of the warp size).
 THREADS_PER_BLOCK = 128
@@ -68,10 +23,6 @@ THREADS_PER_BLOCK = 128
 REDUCE_BYTES = 1 << 28
 #: The compiled kernels, by (SDE functions, scheme, dtype, tree depth, output mode).
 _KERNELS = {}
-
-
-class GPUUnsupportedError(ValueError):
-    """An SDE or an option the CUDA backend cannot run (the message says why and what would)."""
 
 
 def _cuda():
@@ -103,25 +54,19 @@ def simulated():
     return bool(config.ENABLE_CUDASIM)
 
 
-def _cpu_driver():
-    import sys
-    return sys.modules["sdesim.solve"]
-
-
 def check_gpu_compatible(sde, method="euler", functional=None):
     """Raise :class:`GPUUnsupportedError` if ``sde`` (with ``method``) cannot run on the GPU.
 
     Checks the scheme and noise, and every function the step reaches (drift, diffusion or
     diffusion product, derivative, projection, ``functional``) for array allocation and BLAS.
     """
-    solver = get_solver(method)
-    solver.check_noise(sde.noise)
+    solver = check_method(method, sde.noise)
     if solver.needs_levy_area(sde.noise):
         raise GPUUnsupportedError(
             f"device='cuda' has no Milstein for general noise ({sde!r}): its Levy areas need "
             "levy_substeps points of the Brownian tree per step and an O(noise_dim**2) area per thread. "
             "Use method='euler' on the GPU, or method='milstein' with device='cpu'.")
-    from ._cuda_translate import problems_of
+    from .translate import problems_of
     msg = problems_of(solver.make_step(sde), f"SDE {sde.name!r}")
     if msg is None and sde.projection is not None:
         msg = problems_of(sde.projection, f"SDE {sde.name!r} (projection)")
@@ -136,7 +81,7 @@ def _explain(msg):
         msg += (" Models whose per-step work is matrix products over a data set (the normalized "
                 "classifier on digits: logits of n = 1348 samples x 650 weights per path and step) "
                 "do not fit a per-thread kernel: on a GPU that work is one batched GEMM per step over "
-                "all paths (see sdesim.backends.torch.ClassifierSGD with torchsde on CUDA).")
+                "all paths (see sdesim.compare.torchsde.ClassifierSGD with torchsde on CUDA).")
     return msg
 
 
@@ -154,14 +99,26 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     ``Solution.stats`` adds ``kernel_s`` (device time of the kernels, transfers excluded),
     ``device_s`` (allocation, upload and kernels, host copies excluded) and ``device``.
     """
-    S = _cpu_driver()  # the CPU driver's validation, shared
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
-    solver, dtype, ts, dt, y0s, n_paths, k0, k1 = S._check_common(
-        sde, y0, ts, method, dt, n_paths, seed, dtype, on_nonfinite, reduce, save_brownian, functional)
     if levy_substeps is not None:
         raise GPUUnsupportedError("levy_substeps applies to Milstein with general noise, which device='cuda' "
                                   "does not run; use device='cpu'")
+    plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
+                     save_brownian=save_brownian, brownian_dt=brownian_dt, reduce=reduce,
+                     functional=functional, functional_dim=functional_dim, on_nonfinite=on_nonfinite,
+                     n_threads=n_threads, debug=False)
+    return run_cuda(plan, threads_per_block=threads_per_block, grid_threads=grid_threads)
+
+
+def run_cuda(plan, *, progress=False, threads_per_block=None, grid_threads=None):
+    """Run ``plan`` (a :class:`~sdesim.plan.Plan`) on the GPU -> :class:`~sdesim.Solution`
+    (``progress`` is ignored; for the launch options see :func:`solve`)."""
+    if plan.debug:
+        raise GPUUnsupportedError("debug mode (bounds-checked user functions) runs on device='cpu' only")
+    sde, solver, method, dtype, ts, dt = plan.sde, plan.solver, plan.method, plan.dtype, plan.ts, plan.dt
+    y0s, n_paths, reduce, functional = plan.y0s, plan.n_paths, plan.reduce, plan.functional
+    save_brownian, brownian_dt, k = plan.save_brownian, plan.brownian_dt, plan.levels
+    save_step, n_steps = plan.save_step, plan.n_steps
+    k0, k1 = plan.key
     if threads_per_block is None:  # the simulator runs a Python thread per CUDA thread: fewer
         tpb = 32 if simulated() else THREADS_PER_BLOCK
     else:
@@ -171,25 +128,14 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     if grid_threads is not None and (isinstance(grid_threads, bool) or int(grid_threads) < 1):
         raise ValueError(f"grid_threads must be a positive integer, got {grid_threads!r}")
     check_gpu_compatible(sde, method, functional if reduce else None)
-    if sde.state_check is not None:
-        sde.state_check(y0s)
-    sde.check_at(ts[0], y0s[0], dtype, dense=solver.uses_dense_diffusion(sde))
-
-    brownian_dt = dt if brownian_dt is None else S._check_positive(brownian_dt, "brownian_dt")
-    k = S._dyadic_levels(brownian_dt / dt, "brownian_dt / dt")
-    if k >= S.LEAF_LEVEL:
-        raise ValueError(f"brownian_dt / dt = 2**{k} is too fine (limit 2**{S.LEAF_LEVEL - 1})")
-    save_step, save_pos, n_steps = S._save_layout(ts, dt, brownian_dt, k)
-    off = np.flatnonzero(save_pos >= 0.0)
+    off = np.flatnonzero(plan.save_pos >= 0.0)
     if off.size:
         i = int(off[0])
         raise GPUUnsupportedError(
             f"device='cuda' saves on the step grid ts[0] + n*dt only; ts[{i}] = {ts[i]!r} is not on it "
             f"(dt = {dt!r}). Choose dt so that every save time is a multiple of it from ts[0], or use "
             "device='cpu', which bridges the Brownian path to off-grid times.")
-    n_f = S._check_functional(functional, functional_dim, sde, reduce)
-    if not reduce:
-        n_f = sde.dim  # values written per path and save time: the state
+    n_f = plan.functional_dim if reduce else sde.dim  # values written per path and save time
 
     cuda = _cuda()
     store_state = functional is None
@@ -198,7 +144,7 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     launch = _Launch(cuda, sde, y0s, ts, dt, n_steps, save_step, brownian_dt, k0, k1, dtype, tpb, grid_threads)
     if key not in _KERNELS:
         t_c = time.perf_counter()
-        from ._cuda_kernel import build_kernel
+        from .kernel import build_kernel
         kern = build_kernel(sde, solver, dtype=dtype, levels=k, store_state=store_state,
                             save_w=bool(save_brownian), functional=functional, n_functional=n_f)
         try:  # compile with a one-path launch
@@ -214,7 +160,7 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     kern = _KERNELS[key]
 
     t_r = time.perf_counter()
-    sol = Solution(ts=ts, method=method, dt=dt, brownian_dt=brownian_dt, seed=int(seed),
+    sol = Solution(ts=ts, method=method, dt=dt, brownian_dt=brownian_dt, seed=plan.seed,
                    dtype=np.dtype(dtype).name)
     launch.kernel_s = launch.device_s = 0.0
     if not reduce:
@@ -229,7 +175,7 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
                  "levy_substeps": None, "brownian_levels": k, "device": _device_name(cuda),
                  "threads_per_block": tpb, "grid_threads": grid_threads}
     failed = np.flatnonzero(fail_q >= 0)
-    return S.finish_failures(sol, failed, fail_q[failed], ts, n_paths, on_nonfinite)
+    return finish_failures(sol, failed, fail_q[failed], ts, n_paths, plan.on_nonfinite)
 
 
 def _device_name(cuda):
@@ -246,7 +192,7 @@ class _Launch:
     """What every launch of one solve shares: device copies of y0, args, times and tables."""
 
     def __init__(self, cuda, sde, y0s, ts, dt, n_steps, save_step, brownian_dt, k0, k1, dtype, tpb, grid_threads):
-        from ._cuda_kernel import seed_words, tables
+        from .kernel import seed_words, tables
         self.cuda, self.sde, self.tpb, self.dtype = cuda, sde, tpb, dtype
         self.grid_threads = grid_threads
         self.y0s = y0s
@@ -293,10 +239,9 @@ class _Launch:
 def _reduce(launch, kern, n_paths, n_f, T, dtype):
     """Blocks of paths on the device, reduced on the host in the CPU backend's order.
 
-    Per chunk of :data:`~sdesim._kernel.CHUNK` paths: Welford in the state dtype; chunks merged in
+    Per chunk of :data:`~sdesim.runners.kernel.CHUNK` paths: Welford in the state dtype; chunks merged in
     path order (Chan et al.) in float64, as :func:`sdesim.solve` does.
     """
-    S = _cpu_driver()
     itemsize = np.dtype(dtype).itemsize
     block = max(CHUNK, (REDUCE_BYTES // max(1, T * n_f * itemsize)) // CHUNK * CHUNK)
     count = np.zeros(T)
@@ -311,9 +256,9 @@ def _reduce(launch, kern, n_paths, n_f, T, dtype):
         acc_mean = np.zeros((n_chunks, T, n_f), dtype=dtype)
         acc_m2 = np.zeros_like(acc_mean)
         _welford_chunks(vals, fail_q, acc_n, acc_mean, acc_m2)
-        count, mean, m2 = S.merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)
+        count, mean, m2 = merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)
         fail_all[start:start + size] = fail_q
-    return count, S.reduced_mean(count, mean), S.sample_variance(count, m2), fail_all
+    return count, reduced_mean(count, mean), sample_variance(count, m2), fail_all
 
 
 def _welford_chunks(vals, fail_q, acc_n, acc_mean, acc_m2):
@@ -350,7 +295,7 @@ def normals_per_second(n_paths, n_cells, m, *, seed=0, threads_per_block=None, r
     a ``brownian_dt = dt`` solve of ``n_paths`` paths, ``n_cells`` steps and ``m`` noise components
     consumes (same generator, same counters), and only sums them. Returns ``(rate, seconds)``."""
     cuda = _cuda()
-    from ._cuda_kernel import build_normals_kernel, seed_words, tables
+    from .kernel import build_normals_kernel, seed_words, tables
     key = ("normals",)
     if key not in _KERNELS:
         _KERNELS[key] = build_normals_kernel()

@@ -21,7 +21,7 @@ import numpy as np
 from numba import config, cuda
 from numba.core.dispatcher import Dispatcher
 
-from .cuda import GPUUnsupportedError
+from .errors import GPUUnsupportedError
 
 __all__ = ["device_function", "problems_of"]
 

@@ -19,7 +19,7 @@ SDEs of :mod:`sdesim.reference` (``gbm``, ``gbm_analytic``, ``ou``: diagonal; ``
 scalar; ``lin_commutative``, ``noncommutative``: general). Others can be added with
 :func:`register`.
 
-    from sdesim.backends import torch as tb
+    from sdesim.compare import torchsde as tb
     prob = tb.make_problem(SphereModel(100, s=1.0), lr=0.1, wd=1e-3)
     ens = tb.run_both(prob, w0, ts, dt=1.0, n_paths=1000, seed=0)
     ens.sdesim.shape, ens.torchsde.shape      # (T, 1000, 100) each, NumPy float64
@@ -36,7 +36,7 @@ try:
     import torch
     import torchsde
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("sdesim.backends.torch needs torch and torchsde: pip install 'sdesim[torch]'") from exc
+    raise ImportError("sdesim.compare.torchsde needs torch and torchsde: pip install 'sdesim[torch]'") from exc
 
 import sdesim
 from .. import reference
@@ -406,7 +406,7 @@ def make_problem(source, lr=None, wd=None):
         builder = _REGISTRY.get((source.drift, source.diffusion))
         if builder is None:
             raise TypeError(f"no torchsde translation for {source!r}; add one with "
-                            "sdesim.backends.torch.register(drift, diffusion)")
+                            "sdesim.compare.torchsde.register(drift, diffusion)")
         return Problem(source.name, source, lambda dv, dt: builder(source, dv, dt))
     raise TypeError(f"cannot translate {type(source).__name__}: pass a SphereModel or "
                     "NormalizedLinearClassifier with lr and wd, or a registered sdesim SDE")

@@ -4,7 +4,7 @@ import numba as nb
 import numpy as np
 
 from .sde import SDE
-from .solve import solve
+from .driver import solve
 
 __all__ = ["brownian_path"]
 

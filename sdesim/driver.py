@@ -1,0 +1,72 @@
+"""The driver: :func:`solve` validates its arguments into a plan and runs it on the CPU or on CUDA."""
+
+from typing import Callable, Optional
+
+from numpy.typing import ArrayLike
+
+from .plan import make_plan
+from .runners.cpu import run_cpu
+from .sde import SDE
+from .solution import Solution
+
+__all__ = ["solve"]
+
+
+def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: float,
+          n_paths: Optional[int] = None, seed: int = 0, dtype: str = "float64",
+          save_brownian: bool = False, brownian_dt: Optional[float] = None,
+          levy_substeps: Optional[int] = None, reduce: bool = False, functional: Optional[Callable] = None,
+          functional_dim: Optional[int] = None, on_nonfinite: str = "raise", progress: bool = False,
+          n_threads: Optional[int] = None, device: str = "cpu", debug: Optional[bool] = None) -> Solution:
+    """Integrate an ensemble of paths of ``sde`` and return a :class:`Solution`.
+
+    Parameters
+    ----------
+    sde : SDE
+    y0 : (dim,) or (n_paths, dim)
+        Initial state, shared by all paths or one per path.
+    ts : (T,) strictly increasing save times; integration runs from ``ts[0]`` to ``ts[-1]``.
+    method : ``"euler"`` (strong order 0.5, weak 1) or ``"milstein"`` (strong order 1);
+        see :data:`sdesim.solvers.SOLVERS` for what each accepts.
+    dt : step size. Steps lie on the grid ``ts[0] + n dt``; a save time off that grid gets
+        a shortened step to it, and the next step ends on the grid again.
+    n_paths : number of paths (default: ``y0.shape[0]`` for a 2-d ``y0``, else 1).
+    seed : non-negative integer. Path ``i`` uses a Brownian path that depends on
+        ``(seed, i, brownian_dt, ts[0])`` only: not on threads, blocks or ``n_paths``.
+    dtype : ``"float64"`` (default) or ``"float32"`` for the state.
+    save_brownian : also return ``ws = W(ts) - W(ts[0])``.
+    brownian_dt : width of the Brownian cells (default ``dt``); must be ``dt * 2**k``.
+        Solves with the same ``seed`` and ``brownian_dt`` and steps ``dt, dt/2, dt/4, ...``
+        see the same Brownian path, so strong errors can be measured pathwise. Each finer
+        level costs no extra normals per step (one normal per step and noise component).
+    levy_substeps : sub-steps per step for the Levy areas of general-noise Milstein (a power
+        of two; default the smallest power of two >= 1/dt, which keeps strong order 1).
+    reduce : if True, do not store paths; return ``mean``/``var`` over paths at each save
+        time of the state, or of ``functional(t, y, args, out)`` (``functional_dim`` values).
+        Memory does not grow with ``n_paths``.
+    on_nonfinite : ``"raise"`` (default) raises :class:`NonFiniteError` naming the paths
+        and times; ``"flag"`` returns them in ``Solution.failed``/``failed_at``.
+    progress : show a progress bar over blocks of paths (reduce mode).
+    n_threads : worker threads (default: the number of CPU cores). Results do not depend on it.
+    device : ``"cpu"`` (default: compiled kernels on threads) or ``"cuda"``: one fused GPU kernel,
+        one thread per path, the same Brownian paths; see :mod:`sdesim.cuda` for what it
+        runs and how its results relate to the CPU's.
+    debug : compile the user functions bounds-checked and not inlined (slower), so that an error
+        inside them during the solve (an index out of bounds, which otherwise corrupts memory or
+        crashes the process) raises ``IndexError`` naming the function. Default: the environment
+        variable ``SDESIM_DEBUG`` (``1`` turns it on).
+
+    Ctrl-C stops a solve within about a second (``KeyboardInterrupt``; nothing is returned and
+    the process stays usable). Grids the kernel cannot run (too many steps, a step below the
+    resolution of the times) are refused before anything runs.
+    """
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
+                     save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
+                     reduce=reduce, functional=functional, functional_dim=functional_dim,
+                     on_nonfinite=on_nonfinite, n_threads=n_threads, debug=debug)
+    if device == "cuda":
+        from .cuda import run_cuda  # numba.cuda is imported only when asked for
+        return run_cuda(plan, progress=progress)
+    return run_cpu(plan, progress=progress)

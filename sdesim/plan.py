@@ -1,0 +1,267 @@
+"""A validated plan of a solve, built once and run by the CPU runner or by the CUDA runner.
+
+:func:`make_plan` makes every check that does not depend on where the solve runs (the scheme and
+the noise, shapes, dtype, the time grid and its limits, seeds, the user functions at
+``(ts[0], y0)``) and lays out the time grid, the save times and the Brownian levels.
+"""
+
+import math
+import numbers
+import os
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from .brownian.rng import seed_to_key
+from .brownian.tree import LEAF_LEVEL
+from .sde import SDE
+from .solvers import Solver, check_method
+
+__all__ = ["Plan", "make_plan", "check_y0", "check_count", "check_positive", "MAX_CELLS",
+           "MAX_BUFFER_BYTES"]
+
+#: Most Brownian cells a path may have: the cell index is one 32-bit word of the Philox counter.
+MAX_CELLS = 2**31
+#: Largest Brownian buffer one thread may hold (bytes).
+MAX_BUFFER_BYTES = 1 << 28
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a runner needs, checked. Times are the SDE's own (SGD steps for the paper's SDEs).
+
+    ``y0s``: ``(1, dim)`` (shared) or ``(n_paths, dim)``; ``key``: the two Philox key words of
+    ``seed``; ``levels``: ``brownian_dt = dt * 2**levels``; ``levy_levels``: ``2**levy_levels``
+    Levy-area sub-steps per step (0 unless the scheme needs areas); ``save_step[q]``: the step
+    in which save time ``q`` falls (-1 for ``ts[0]``), ``save_pos[q]``: its position in its
+    Brownian cell, -1 on the step grid; ``functional_dim``: values per path reduced (``dim``
+    without a functional).
+    """
+
+    sde: SDE
+    solver: Solver
+    method: str
+    dtype: type
+    ts: np.ndarray
+    dt: float
+    y0s: np.ndarray
+    n_paths: int
+    seed: int
+    key: tuple
+    brownian_dt: float
+    levels: int
+    levy_levels: int
+    save_step: np.ndarray
+    save_pos: np.ndarray
+    n_steps: int
+    reduce: bool
+    save_brownian: bool
+    functional: Optional[Callable]
+    functional_dim: int
+    on_nonfinite: str
+    n_threads: int
+    debug: bool
+
+    @property
+    def work(self):
+        """Work units of the whole solve: path-steps x (dim + noise_dim) x Levy sub-steps."""
+        return (float(self.n_paths) * max(self.n_steps, 1) * (self.sde.dim + self.sde.noise_dim)
+                * 2.0**self.levy_levels)
+
+
+def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float64",
+              save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
+              functional=None, functional_dim=None, on_nonfinite="raise", n_threads=None,
+              debug=None) -> Plan:
+    """Check the arguments of :func:`sdesim.solve` and lay out the solve (see there)."""
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
+    solver = check_method(method, sde.noise)
+    dtype = check_dtype(dtype)
+    ts = check_ts(ts)
+    dt = check_positive(dt, "dt")
+    y0s, n_paths = check_y0(y0, sde.dim, n_paths, dtype)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
+    key = seed_to_key(seed)
+    if on_nonfinite not in ("raise", "flag"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
+    if reduce and save_brownian:
+        raise ValueError("save_brownian=True stores every path; it cannot be combined with reduce=True")
+    if functional is not None and not reduce:
+        raise ValueError("functional is only used with reduce=True")
+    check_args(sde.args)
+    n_threads = (os.cpu_count() or 1) if n_threads is None else check_count(n_threads, "n_threads")
+    debug = debug_mode(debug)
+    if sde.state_check is not None:
+        sde.state_check(y0s)
+    if debug:
+        sde = sde.debug_twin()
+    sde.check_at(ts[0], y0s[0], dtype, dense=solver.uses_dense_diffusion(sde))
+
+    brownian_dt = dt if brownian_dt is None else check_positive(brownian_dt, "brownian_dt")
+    k = dyadic_levels(brownian_dt / dt, "brownian_dt / dt")
+    K = 0
+    if solver.needs_levy_area(sde.noise):
+        p = levy_substeps if levy_substeps is not None else 2 ** max(0, math.ceil(math.log2(1.0 / dt)))
+        K = dyadic_levels(p, "levy_substeps")
+    elif levy_substeps is not None:
+        raise ValueError(f"levy_substeps only applies to schemes that need Levy areas (method='milstein' "
+                         f"with general noise), not method={method!r} with noise={sde.noise!r}")
+    depth = k + K
+    if depth >= LEAF_LEVEL:
+        raise ValueError(f"brownian_dt / dt * levy_substeps = 2**{depth} is too fine (limit 2**{LEAF_LEVEL - 1})")
+    if (2 ** depth + 1) * sde.noise_dim * 8 * 2 > MAX_BUFFER_BYTES:
+        raise ValueError(f"Brownian buffer of 2**{depth} x {sde.noise_dim} per thread is too large; "
+                         "use a smaller brownian_dt / dt or levy_substeps")
+    save_step, save_pos, n_steps = save_layout(ts, dt, brownian_dt, k)
+
+    functional_dim = check_functional(functional, functional_dim, sde, reduce)
+    if functional is not None:
+        sde.check_functional(functional, functional_dim, ts[0], y0s[0], dtype)
+        if debug:
+            functional = sde.debug_functional(functional)
+    return Plan(sde=sde, solver=solver, method=method, dtype=dtype, ts=ts, dt=dt, y0s=y0s,
+                n_paths=n_paths, seed=int(seed), key=key, brownian_dt=brownian_dt, levels=k,
+                levy_levels=K, save_step=save_step, save_pos=save_pos, n_steps=n_steps,
+                reduce=bool(reduce), save_brownian=bool(save_brownian), functional=functional,
+                functional_dim=functional_dim, on_nonfinite=on_nonfinite, n_threads=n_threads,
+                debug=debug)
+
+
+# ----------------------------------------------------------------------------- checks
+def check_dtype(dtype):
+    try:
+        dt_ = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt_ not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt_.type
+
+
+def check_ts(ts):
+    ts = np.asarray(ts, dtype=np.float64)
+    if ts.ndim != 1 or ts.size < 2:
+        raise ValueError(f"ts must be a 1-d array of at least 2 times, got shape {ts.shape}")
+    if not np.all(np.isfinite(ts)):
+        raise ValueError("ts contains NaN or inf")
+    if np.any(np.diff(ts) <= 0):
+        i = int(np.flatnonzero(np.diff(ts) <= 0)[0])
+        raise ValueError(f"ts must be strictly increasing; ts[{i}]={ts[i]} >= ts[{i + 1}]={ts[i + 1]}")
+    return np.ascontiguousarray(ts)
+
+
+def check_positive(x, name):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x) or x <= 0:
+        raise ValueError(f"{name} must be a finite positive number, got {x!r}")
+    return float(x)
+
+
+def check_y0(y0, dim, n_paths, dtype, name="y0", count="n_paths", owner="the SDE has dim"):
+    """``(y0s, n)``: ``y0`` of shape ``(dim,)`` (shared by ``n_paths`` paths) or ``(n, dim)``, as
+    a C-contiguous ``(n, dim)`` array. ``name``/``count``/``owner`` word the errors (also used for
+    :func:`sdesim.normalized.run_sgd`'s ``w0``/``n_runs``)."""
+    y0 = np.asarray(y0)
+    if not np.issubdtype(y0.dtype, np.number) or np.iscomplexobj(y0) or y0.dtype == bool:
+        raise TypeError(f"{name} must be a real array, got dtype {y0.dtype}")
+    if y0.ndim == 1:
+        if y0.shape[0] != dim:
+            raise ValueError(f"{name} has length {y0.shape[0]} but {owner}={dim}")
+        n = 1 if n_paths is None else n_paths
+        y0s = y0[None, :]
+    elif y0.ndim == 2:
+        if y0.shape[1] != dim:
+            raise ValueError(f"{name} has shape {y0.shape}; expected ({count}, {dim})")
+        if n_paths is not None and n_paths != y0.shape[0]:
+            raise ValueError(f"{name} has {y0.shape[0]} rows but {count}={n_paths}")
+        n = y0.shape[0]
+        y0s = y0
+    else:
+        raise ValueError(f"{name} must have shape ({dim},) or ({count}, {dim}), got {y0.shape}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"{count} must be a positive integer, got {n!r}")
+    if n >= 2**32:
+        raise ValueError(f"{count} must be below 2**32")
+    if not np.all(np.isfinite(y0s)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return np.ascontiguousarray(y0s, dtype=dtype), int(n)
+
+
+def check_args(args):
+    for i, a in enumerate(args):
+        if isinstance(a, (bool, numbers.Number, np.number)):
+            continue
+        if isinstance(a, np.ndarray):
+            if a.dtype == object:
+                raise TypeError(f"args[{i}] is an object array; only numeric arrays can be passed")
+            continue
+        raise TypeError(f"args[{i}] has type {type(a).__name__}; args may hold numbers and numpy arrays only")
+
+
+def dyadic_levels(ratio, name):
+    if isinstance(ratio, numbers.Integral):
+        ratio = int(ratio)
+    k = round(math.log2(ratio)) if ratio > 0 else -1
+    if k < 0 or abs(ratio - 2.0**k) > 1e-9 * ratio:
+        raise ValueError(f"{name} must be a power of two (1, 2, 4, ...), got {ratio!r}")
+    return k
+
+
+def save_layout(ts, dt, brownian_dt, k):
+    """For each save time: the grid step it falls in, and its position in its Brownian cell.
+
+    ``save_pos`` is -1 for a time on the step grid (within 1e-9 dt), else the fraction of the
+    cell it sits at; it depends on ``brownian_dt`` only, so that coarse and fine solves bridge
+    to the very same point of the tree. Grids the kernel cannot run are refused here, with the
+    counts computed in floating point before any integer cast.
+    """
+    span = ts[-1] - ts[0]
+    n_cells = span / brownian_dt
+    if not math.isfinite(n_cells) or n_cells >= MAX_CELLS:
+        raise ValueError(f"the grid needs {n_cells:.3g} Brownian cells of width brownian_dt={brownian_dt:g} "
+                         f"over [{ts[0]:g}, {ts[-1]:g}]; at most {MAX_CELLS - 1} are supported: "
+                         "use a larger dt (or brownian_dt) or a shorter interval")
+    t_max = max(abs(ts[0]), abs(ts[-1]))
+    if t_max * 2.0**-52 > 1e-6 * dt:
+        raise ValueError(f"dt={dt:g} is below the resolution of the times (|t| up to {t_max:g}): the steps "
+                         "t_{n+1} - t_n could not be represented to 1e-6; shift the times towards 0 "
+                         "or use a larger dt")
+    u = (ts - ts[0]) / brownian_dt  # in cells
+    g = u * 2.0**k  # in steps
+    on_grid = np.abs(g - np.round(g)) <= 1e-9
+    save_step = np.where(on_grid, np.round(g) - 1, np.floor(g)).astype(np.int64)
+    save_pos = np.where(on_grid, -1.0, u - np.floor(u))
+    save_step[0], save_pos[0] = -1, -1.0
+    if np.any(np.diff(u) * 2.0**LEAF_LEVEL < 4):
+        raise ValueError(f"save times closer than brownian_dt / 2**{LEAF_LEVEL - 2} are not supported")
+    return save_step, save_pos, int(save_step[-1] + 1)
+
+
+def check_count(value, name, minimum=1):
+    """``value`` as an int if it is an integer (not a bool, not 2.5, not "2") >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_functional(functional, functional_dim, sde, reduce):
+    if not reduce:
+        return 1
+    if functional is None:
+        if functional_dim is not None:
+            raise ValueError("functional_dim given without a functional")
+        return sde.dim
+    if functional_dim is None:
+        raise ValueError("a functional needs functional_dim, the number of values it writes")
+    return check_count(functional_dim, "functional_dim")
+
+
+def debug_mode(debug):
+    """``debug`` as a bool; None reads the environment variable ``SDESIM_DEBUG``."""
+    if debug is None:
+        return os.environ.get("SDESIM_DEBUG", "").strip() not in ("", "0")
+    if not isinstance(debug, (bool, np.bool_)):
+        raise TypeError(f"debug must be True or False, got {debug!r}")
+    return bool(debug)
