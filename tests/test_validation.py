@@ -52,17 +52,21 @@ def test_unknown_noise_and_bad_dims_raise():
         sdesim.SDE(f, f, dim=0, noise="diagonal")
 
 
-def test_a_method_that_does_not_fit_the_noise_is_refused_with_alternatives():
+def test_a_method_that_does_not_fit_the_noise_is_refused_with_alternatives(monkeypatch):
     from sdesim.solvers.base import Solver
-    from sdesim.solvers import SOLVERS
+    from sdesim.solvers import SOLVERS, check_method
 
     class DiagonalOnly(Solver):
         name = "diag-only"
         strong_order = {"diagonal": 1.0}
         weak_order = {"diagonal": 1.0}
 
-    with pytest.raises(ValueError, match=r"does not support noise='general'.*'euler', 'milstein'"):
+    with pytest.raises(ValueError, match=r"does not support noise='general'"):
         DiagonalOnly().check_noise("general")
+    monkeypatch.setitem(SOLVERS, "diag-only", DiagonalOnly())  # the registry names the alternatives
+    with pytest.raises(ValueError, match=r"does not support noise='general'.*'euler', 'milstein'"):
+        check_method("diag-only", "general")
+    monkeypatch.delitem(SOLVERS, "diag-only")
     assert set(SOLVERS) == {"euler", "milstein"}
 
 
