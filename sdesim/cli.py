@@ -2,8 +2,12 @@
 
 ``sdesim reproduce`` (the paper's checks and a report), ``sdesim simulate CONFIG`` (one
 simulation from a TOML file), ``sdesim sweep CONFIG`` (a grid of them on Dask), ``sdesim demo``
-(the core demo) and ``sdesim bench``. User mistakes (a bad config, an unknown name) give one
-line on stderr naming the key and exit status 2, never a traceback.
+(the core demo), ``sdesim bench`` and ``sdesim --version``.
+
+Exit status: 0 done; 1 a check or a point failed, or the simulation diverged; 2 a user mistake (a
+bad config or argument, an output that cannot be written: found before computing), with one line
+on stderr naming the key or argument, never a traceback; 130 interrupted (Ctrl-C), nothing
+half-written left behind.
 """
 
 import argparse
@@ -64,18 +68,39 @@ def _error(command, msg, status=2):
     return status
 
 
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+#: largest --seed of ``sdesim reproduce`` (the experiments derive further seeds by adding to it)
+MAX_REPRODUCE_SEED = 2**32
+
+
 def _cmd_reproduce(a):
     from sdesim import report
+    from sdesim._io import OutputError
     only = None
-    if a.only:
-        only = [n.strip() for part in a.only for n in part.split(",") if n.strip()]
+    if a.only is not None:
+        only = []
+        for n in (n.strip() for part in a.only for n in part.split(",")):
+            if n and n not in only:
+                only.append(n)
+        names = ", ".join(report.EXPERIMENTS)
+        if not only:
+            return _error("reproduce", f"--only: expected comma-separated names from {names}, got {','.join(a.only)!r}")
         for n in only:
             if n not in report.EXPERIMENTS:
-                return _error("reproduce", f"--only: expected names from {', '.join(report.EXPERIMENTS)}, got {n!r}")
+                return _error("reproduce", f"--only: expected names from {names}, got {n!r}")
+    if not 0 <= a.seed < MAX_REPRODUCE_SEED:
+        return _error("reproduce", f"--seed: expected an integer in [0, 2**32), got {a.seed}")
     if a.jobs < 1:
         return _error("reproduce", f"--jobs: expected a positive integer, got {a.jobs}")
-    rep = report.reproduce(out=a.out, quick=a.quick, seed=a.seed, only=only, jobs=a.jobs,
-                           progress=not a.no_progress)
+    try:
+        rep = report.reproduce(out=a.out, quick=a.quick, seed=a.seed, only=only, jobs=a.jobs,
+                               progress=not a.no_progress)
+    except OutputError as exc:
+        return _error("reproduce", f"--out: {exc}")
     print(report.verdict_table_text(rep))
     print()
     print(report._summary_line(rep))
@@ -84,7 +109,18 @@ def _cmd_reproduce(a):
     return 0 if c["fail"] == 0 and c["error"] == 0 else 1
 
 
+def _os_error(exc):
+    text = exc.strerror or _first_line(exc)
+    return f"{text}: {exc.filename}" if exc.filename else text
+
+
+def _too_large(config, exc):
+    return (f"{config}: the simulation does not fit in this machine's memory ({type(exc).__name__}: "
+            f"{_first_line(exc)}); lower paths, save_times or the model's size")
+
+
 def _cmd_simulate(a):
+    from sdesim._io import OutputError
     from sdesim.config import ConfigError
     from sdesim.simulate import json_path, simulate
     from sdesim.solution import NonFiniteError
@@ -92,16 +128,23 @@ def _cmd_simulate(a):
         meta = simulate(a.config)
     except ConfigError as exc:
         return _error("simulate", str(exc) if exc.key == "CONFIG" else f"{a.config}: {exc}")
+    except OutputError as exc:
+        return _error("simulate", f"{a.config}: {exc}")
     except NonFiniteError as exc:
-        return _error("simulate", f"the simulation diverged: {str(exc).splitlines()[0]}", 1)
+        return _error("simulate", f"the simulation diverged: {_first_line(exc)}", 1)
     except ValueError as exc:  # refused by the solver (e.g. dt against the save times): still the config
-        return _error("simulate", f"{a.config}: {str(exc).splitlines()[0]}")
+        return _error("simulate", f"{a.config}: {_first_line(exc)}")
+    except (MemoryError, OverflowError) as exc:  # sizes the checks let through but the machine cannot hold
+        return _error("simulate", _too_large(a.config, exc))
+    except OSError as exc:  # e.g. writing the result failed after all (disk full, folder removed meanwhile)
+        return _error("simulate", _os_error(exc), 1)
     out = meta["spec"]["output"]
     print(f"wrote {out} and {json_path(out)} ({meta['wall_s']:.1f} s, point {meta['hash']})")
     return 0
 
 
 def _cmd_sweep(a):
+    from sdesim._io import OutputError
     from sdesim.config import ConfigError
     from sdesim.sweep import sweep_config
     if a.workers is not None and a.workers < 1:
@@ -111,17 +154,66 @@ def _cmd_sweep(a):
                              retry_failed=not a.skip_failed, progress=not a.no_progress)
     except ConfigError as exc:
         return _error("sweep", str(exc) if exc.key == "CONFIG" else f"{a.config}: {exc}")
-    except ConnectionError as exc:
-        return _error("sweep", str(exc))
-    except ImportError as exc:
-        return _error("sweep", str(exc))
+    except (OutputError, ConnectionError, TimeoutError, ImportError) as exc:
+        return _error("sweep", _first_line(exc))
+    except ValueError as exc:  # e.g. a malformed --scheduler address
+        return _error("sweep", _first_line(exc))
+    except (MemoryError, OverflowError) as exc:
+        return _error("sweep", _too_large(a.config, exc))
+    except OSError as exc:  # e.g. writing a result failed (disk full, folder removed meanwhile)
+        return _error("sweep", _os_error(exc), 1)
     print(f"sweep: {stats['total']} points: {stats['skipped']} already done, {stats['ok']} ran ok, "
           f"{stats['failed']} failed ({stats['wall_s']:.1f} s)")
     return 0 if stats["failed"] == 0 else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (and exit status 2), like the others of the CLI."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _cmd_demo(a):
+    from sdesim._io import OutputError, probe_output_file
+    try:
+        probe_output_file(a.out, "--out")
+    except OutputError as exc:
+        return _error("demo", str(exc))
+    demo(a.out)
+    return 0
+
+
+def _cmd_bench(a):
+    import pathlib
+    import runpy
+    from sdesim._io import OutputError, probe_output_file
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_core.py"
+    if not script.exists():
+        return _error("bench", "it needs a source checkout (benchmarks/ not found)")
+    try:
+        probe_output_file(a.out, "--out")
+    except OutputError as exc:
+        return _error("bench", str(exc))
+    argv = sys.argv
+    sys.argv = [str(script)] + (["--quick"] if a.quick else []) + ["--out", a.out]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    return 0
+
+
+_COMMANDS = {"reproduce": _cmd_reproduce, "simulate": _cmd_simulate, "sweep": _cmd_sweep, "demo": _cmd_demo,
+             "bench": _cmd_bench}
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="sdesim", description="Fast, reproducible SDE simulation.")
+    """``sdesim``: returns the exit status (0 ok, 1 a failed check or point, 2 a user mistake,
+    130 interrupted)."""
+    from sdesim import __version__
+    ap = _Parser(prog="sdesim", description="Fast, reproducible SDE simulation.")
+    ap.add_argument("--version", action="version", version=f"sdesim {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("reproduce", help="run the paper's checks and write a report (HTML + Markdown)",
                        description="Run the checks of Li, Lyu & Arora (2020) and write OUT/report.html, "
@@ -155,27 +247,10 @@ def main(argv=None):
     b.add_argument("--out", default="results/bench_core.json")
     a = ap.parse_args(argv)
     try:
-        if a.command == "reproduce":
-            return _cmd_reproduce(a)
-        if a.command == "simulate":
-            return _cmd_simulate(a)
-        if a.command == "sweep":
-            return _cmd_sweep(a)
+        return _COMMANDS[a.command](a)
     except KeyboardInterrupt:
         print(f"sdesim {a.command}: interrupted", file=sys.stderr)
         return 130
-    if a.command == "demo":
-        demo(a.out)
-    elif a.command == "bench":
-        import runpy
-        import pathlib
-        script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_core.py"
-        if not script.exists():
-            print("sdesim bench needs a source checkout (benchmarks/ not found)", file=sys.stderr)
-            return 2
-        sys.argv = [str(script)] + (["--quick"] if a.quick else []) + ["--out", a.out]
-        runpy.run_path(str(script), run_name="__main__")
-    return 0
 
 
 if __name__ == "__main__":

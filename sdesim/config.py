@@ -48,6 +48,8 @@ import json
 import math
 import numbers
 import os
+import re
+import reprlib
 
 try:
     import tomllib
@@ -69,11 +71,39 @@ class ConfigError(ValueError):
         super().__init__(msg)
 
 
+class _ShortRepr(reprlib.Repr):
+    """reprlib, with huge integers by their size (repr refuses more than 4300 digits)."""
+
+    def repr_int(self, x, level):
+        return repr(x) if abs(x) < 10**60 else f"<an integer of {x.bit_length()} bits>"
+
+
+_REPR = _ShortRepr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 8, 6, 60, 60
+
+
 def _show(v):
+    """A value for a message: short, one line (nested values are cut, never recursed into)."""
     if v is None:
         return "nothing"
-    s = repr(v)
+    s = repr(v) if isinstance(v, str) else _REPR.repr(v)
     return s if len(s) <= 80 or isinstance(v, str) else s[:77] + "..."
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _key(k):
+    """A TOML key as written in a config: bare if it can be, else quoted (so one line)."""
+    return k if _BARE_KEY.fullmatch(k) else json.dumps(k)
+
+
+def _finite(x):
+    """math.isfinite, False (not OverflowError) for integers beyond the float range."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 _NOT_GIVEN = object()
@@ -97,27 +127,48 @@ MODEL_KEYS = {
 _KIND_TEXT = {"int>=0": "a non-negative integer", "int>=1": "a positive integer", "int>=2": "an integer >= 2",
               "seed": "a non-negative integer", "positive": "a positive number",
               "fraction": "a number in [0, 1)", "bool": "true or false", "floats": "an array of numbers",
-              "string": "a string"}
+              "string": "a non-empty string (no NUL character)"}
 
 SIM_KEYS = ("model", "lr", "wd", "form", "project", "method", "dt", "paths", "seed", "save_times", "store",
             "threads", "output", "init")
 REQUIRED = ("model", "lr", "wd", "dt", "save_times")
-#: largest array ``sdesim simulate`` stores with store = "paths" (bytes)
+#: largest array ``sdesim simulate`` stores (bytes), paths or ensemble statistics
 MAX_STORE_BYTES = 2 << 30
+#: paths: below 2**32 (the path index of the counter-based Brownian motion)
+MAX_PATHS = 2**32
+#: most grid points of one sweep
+MAX_SWEEP_POINTS = 1_000_000
+
+
+#: largest config file read (bytes): a config is a few lines; this refuses a wrong file early
+MAX_CONFIG_BYTES = 16 << 20
 
 
 def load_toml(path):
-    """Read a TOML file; a missing or unreadable file or bad TOML is a :class:`ConfigError`."""
+    """Read a TOML file; a missing, unreadable, non-UTF-8 or too deeply nested file, or bad TOML,
+    is a :class:`ConfigError`."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError("CONFIG", "an existing TOML file", path)
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError("CONFIG", f"a readable file ({exc.strerror or exc})", path) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError("CONFIG", f"a TOML file of at most {MAX_CONFIG_BYTES >> 20} MiB", path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError("CONFIG", f"a UTF-8 text file (byte {exc.start} is not UTF-8)", path) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("CONFIG", f"valid TOML ({exc})", path) from None
-    except OSError as exc:
-        raise ConfigError("CONFIG", f"a readable file ({exc.strerror})", path) from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays / inline tables
+        raise ConfigError("CONFIG", "TOML nested at most a few hundred levels deep", path) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError("CONFIG", f"valid TOML ({str(exc).split(';')[0]})", path) from None
 
 
 def _is_number(v):
@@ -138,16 +189,19 @@ def _check_kind(key, v, kind):
             raise ConfigError(key, _KIND_TEXT[kind], v)
         return v
     if kind == "string":
-        if not isinstance(v, str) or not v:
+        if not isinstance(v, str) or not v or "\x00" in v:
             raise ConfigError(key, _KIND_TEXT[kind], v)
         return v
     if kind in ("int>=0", "int>=1", "int>=2", "seed"):
         lo = {"int>=0": 0, "seed": 0, "int>=1": 1, "int>=2": 2}[kind]
         if not _is_int(v) or v < lo:
             raise ConfigError(key, _KIND_TEXT[kind], v)
+        hi = 2**64 if kind == "seed" else 2**63
+        if v >= hi:
+            raise ConfigError(key, f"{_KIND_TEXT[kind]} below 2**{hi.bit_length() - 1}", v)
         return int(v)
     if kind == "positive":
-        if not _is_number(v) or not math.isfinite(v) or v <= 0:
+        if not _is_number(v) or not _finite(v) or v <= 0:
             raise ConfigError(key, _KIND_TEXT[kind], v)
         return float(v)
     if kind == "fraction":
@@ -155,7 +209,7 @@ def _check_kind(key, v, kind):
             raise ConfigError(key, _KIND_TEXT[kind], v)
         return float(v)
     if kind == "floats":
-        if not isinstance(v, list) or not all(_is_number(x) and math.isfinite(x) for x in v):
+        if not isinstance(v, list) or not all(_is_number(x) and _finite(x) for x in v):
             raise ConfigError(key, "an array of finite numbers", v)
         return [float(x) for x in v]
     raise AssertionError(kind)
@@ -170,7 +224,7 @@ def _check_table(key, v):
 def _unknown(prefix, table, allowed):
     for k in table:
         if k not in allowed:
-            where = f"{prefix}.{k}" if prefix else k
+            where = f"{prefix}.{_key(k)}" if prefix else _key(k)
             raise ConfigError(where, ", ".join(allowed), unknown=True)
 
 
@@ -180,7 +234,7 @@ def check_model(v, key="model"):
     if "name" not in v:
         raise ConfigError(f"{key}.name", "one of " + ", ".join(repr(n) for n in MODEL_KEYS), None)
     name = v["name"]
-    if name not in MODEL_KEYS:
+    if not isinstance(name, str) or name not in MODEL_KEYS:
         raise ConfigError(f"{key}.name", "one of " + ", ".join(repr(n) for n in MODEL_KEYS), name)
     schema = MODEL_KEYS[name]
     if name == "mlp":  # the data set's own parameters only
@@ -192,11 +246,11 @@ def check_model(v, key="model"):
     for k, (kind, default) in schema.items():
         out[k] = default if k not in v else _check_kind(f"{key}.{k}", v[k], kind)
     if name == "sphere" and out["h_diag"] is not None and len(out["h_diag"]) != out["d"]:
-        raise ConfigError(f"{key}.h_diag", f"an array of {out['d']} numbers (one per dimension d)",
+        raise ConfigError(f"{key}.h_diag", f"an array of {_show(out['d'])} numbers (one per dimension d)",
                           out["h_diag"])
     if name in ("mixture", "mlp") and out.get("data", "mixture") == "mixture":
         if out["batch_size"] > out["n"] or (not out["replace"] and out["batch_size"] == out["n"]):
-            raise ConfigError(f"{key}.batch_size", f"an integer in [1, n = {out['n']}) (or <= n with "
+            raise ConfigError(f"{key}.batch_size", f"an integer in [1, n = {_show(out['n'])}) (or <= n with "
                               "replace = true)", out["batch_size"])
     return out
 
@@ -204,7 +258,7 @@ def check_model(v, key="model"):
 def check_rate(key, v):
     """A learning rate / weight decay: number -> float; schedule table -> {values, times}."""
     if _is_number(v):
-        if not math.isfinite(v) or v <= 0:
+        if not _finite(v) or v <= 0:
             raise ConfigError(key, RATE_FORM, v)
         return float(v)
     if isinstance(v, dict):
@@ -213,9 +267,9 @@ def check_rate(key, v):
             raise ConfigError(f"{key}.values", "an array of positive numbers", None)
         values, times = v["values"], v.get("times", [])
         if (not isinstance(values, list) or not values
-                or not all(_is_number(x) and math.isfinite(x) and x > 0 for x in values)):
+                or not all(_is_number(x) and _finite(x) and x > 0 for x in values)):
             raise ConfigError(f"{key}.values", "a non-empty array of positive numbers", values)
-        if not isinstance(times, list) or not all(_is_number(x) and math.isfinite(x) for x in times):
+        if not isinstance(times, list) or not all(_is_number(x) and _finite(x) for x in times):
             raise ConfigError(f"{key}.times", "an array of numbers", times)
         if len(times) != len(values) - 1:
             raise ConfigError(f"{key}.times", f"{len(values) - 1} times (one fewer than values)", times)
@@ -227,7 +281,7 @@ def check_rate(key, v):
 
 def check_save_times(v, key="save_times"):
     if isinstance(v, list):
-        if (len(v) < 2 or not all(_is_number(x) and math.isfinite(x) and x >= 0 for x in v)
+        if (len(v) < 2 or not all(_is_number(x) and _finite(x) and x >= 0 for x in v)
                 or any(b <= a for a, b in zip(v, v[1:]))):
             raise ConfigError(key, "a strictly increasing array of at least two non-negative numbers", v)
         return [float(x) for x in v]
@@ -236,10 +290,10 @@ def check_save_times(v, key="save_times"):
         if "stop" not in v:
             raise ConfigError(f"{key}.stop", "a positive number (the last save time)", None)
         start = v.get("start", 0.0)
-        if not _is_number(start) or not math.isfinite(start) or start < 0:
+        if not _is_number(start) or not _finite(start) or start < 0:
             raise ConfigError(f"{key}.start", "a non-negative number", start)
         stop = v["stop"]
-        if not _is_number(stop) or not math.isfinite(stop) or stop <= start:
+        if not _is_number(stop) or not _finite(stop) or stop <= start:
             raise ConfigError(f"{key}.stop", f"a number > start = {start}", stop)
         num = v.get("num", 101)
         if not _is_int(num) or num < 2:
@@ -260,8 +314,14 @@ def check_init(v, seed_default=0, base_dir="."):
         if not os.path.isfile(path):
             raise ConfigError("init.file", "an existing .npy file of shape (d,) or (paths, d)", f)
         out["file"] = os.path.abspath(path)
-        with open(path, "rb") as fh:
-            out["file_sha256"] = hashlib.sha256(fh.read()).hexdigest()
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise ConfigError("init.file", f"a readable .npy file ({exc.strerror or exc})", f) from None
+        out["file_sha256"] = digest.hexdigest()
     return out
 
 
@@ -281,6 +341,8 @@ def _check_common(cfg, base_dir, *, grid_keys=()):
     out["method"] = _check_kind("method", cfg.get("method", "euler"), ("euler", "milstein"))
     out["dt"] = _check_kind("dt", cfg["dt"], "positive")
     out["paths"] = _check_kind("paths", cfg.get("paths", 100), "int>=1")
+    if out["paths"] >= MAX_PATHS:
+        raise ConfigError("paths", "a positive integer below 2**32", out["paths"])
     out["save_times"] = check_save_times(cfg["save_times"])
     out["store"] = _check_kind("store", cfg.get("store", "paths"), ("paths", "mean"))
     out["threads"] = None if "threads" not in cfg else _check_kind("threads", cfg["threads"], "int>=1")
@@ -303,14 +365,19 @@ def save_times_array(st):
 
 
 def _check_size(spec, key="paths"):
-    """Refuse to store more than MAX_STORE_BYTES of paths."""
+    """Refuse to store more than MAX_STORE_BYTES: of paths (store = "paths"), or of the
+    per-save-time mean and variance (store = "mean", which also bounds the model's size)."""
     m = spec["model"]
     d = {"sphere": lambda: m["d"], "digits": lambda: 650, "mixture": lambda: (m["dim"] + 1) * m["n_classes"],
          "mlp": lambda: m["hidden"] * (65 if m["data"] == "digits" else m["dim"] + 1)}[m["name"]]()
     T = spec["save_times"]["num"] if isinstance(spec["save_times"], dict) else len(spec["save_times"])
     if spec["store"] == "paths" and T * spec["paths"] * (d + 8) * 8 > MAX_STORE_BYTES:
         raise ConfigError(key, f"at most {MAX_STORE_BYTES >> 30} GiB of stored paths (here {T} save times x "
-                          f"{spec['paths']} paths x {d} dims); lower it or use store = 'mean'", spec["paths"])
+                          f"{spec['paths']} paths x {_show(d)} dims); lower it or use store = 'mean'", spec["paths"])
+    if spec["store"] == "mean" and T * (d + 8) * 8 * 3 > MAX_STORE_BYTES:
+        what = "save_times.num" if isinstance(spec["save_times"], dict) else "save_times"
+        raise ConfigError(what, f"at most {MAX_STORE_BYTES >> 30} GiB of ensemble statistics (here {_show(T)} save "
+                          f"times x {_show(d)} dims); lower the number of save times or the model size", T)
 
 
 def check_simulation(cfg, base_dir="."):
@@ -353,6 +420,10 @@ def check_sweep(cfg, base_dir="."):
             axes[k] = [checkers[k](f"{k}[{i}]", x) for i, x in enumerate(v)]
         else:
             axes[k] = [checkers[k](k, v)]
+    n_points = math.prod(len(a) for a in axes.values())
+    if n_points > MAX_SWEEP_POINTS:
+        raise ConfigError(", ".join(k for k in GRID_KEYS if len(axes[k]) > 1),
+                          f"a grid of at most {MAX_SWEEP_POINTS:,} points (model x lr x wd x seed)", n_points)
     sw = _check_table("sweep", cfg.get("sweep", {}))
     _unknown("sweep", sw, ("results", "workers", "threads"))
     results = _check_kind("sweep.results", sw.get("results", "results/sweep"), "string")

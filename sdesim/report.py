@@ -25,9 +25,9 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from ._io import _atomic, write_json_atomic
+from ._io import OutputError, _atomic, probe_output_dir, probe_output_file, write_json_atomic
 
-__all__ = ["Experiment", "EXPERIMENTS", "reproduce", "render_markdown", "render_html"]
+__all__ = ["Experiment", "EXPERIMENTS", "probe_outputs", "reproduce", "render_markdown", "render_html"]
 
 
 @dataclass
@@ -271,6 +271,79 @@ def _run_one_by_name(name, quick, out, seed):  # for worker processes: look the 
     return _run_one(EXPERIMENTS[name], quick, out, seed)
 
 
+def _ignore_sigint():
+    """Worker initializer: Ctrl-C goes to the whole process group; the parent alone handles it
+    (and terminates the workers), so that no worker prints a traceback."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _terminate(pool):
+    """Stop a ProcessPoolExecutor now: cancel what has not started, terminate the workers."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(5)
+        if p.is_alive():
+            p.kill()
+            p.join(5)
+
+
+#: what a write interrupted by a killed worker can leave behind (see sdesim._io, experiments._common)
+_TEMP_PATTERNS = (".tmp-*", "*.tmp.png")
+
+
+def _remove_temp_files(folders):
+    for folder in folders:
+        for pattern in _TEMP_PATTERNS:
+            for path in glob.glob(os.path.join(glob.escape(folder), pattern)):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+
+
+def probe_outputs(out, names):
+    """Check, before running anything, that ``out``, ``out/<name>`` and the report files can be
+    written; raises :class:`sdesim._io.OutputError`."""
+    probe_output_dir(out, "output folder")
+    for n in names:
+        folder = os.path.join(out, n)
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            raise OutputError(f"experiment folder {folder!r} is a file, not a folder")
+        if os.path.isdir(folder):
+            probe_output_dir(folder, "experiment folder")
+    for f in ("report.md", "report.html", "reproduce.json"):
+        probe_output_file(os.path.join(out, f), "report file")
+
+
+def _run_in_processes(names, quick, out, seed, jobs, results, bar):
+    """The built-in experiments ``names`` in ``jobs`` spawned processes, longest first, into
+    ``results``. On an interrupt (or any error here) the workers are terminated and what their
+    interrupted writes left is removed."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    order = sorted(names, key=lambda n: -EXPERIMENTS[n].expected_quick_s)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_sigint)
+    try:
+        futs = {pool.submit(_run_one_by_name, n, quick, out, seed): n for n in order}
+        for f in as_completed(futs):
+            n = futs[f]
+            try:
+                results[n] = f.result()
+            except Exception:  # the worker process died
+                results[n] = (None, (float("nan"), float("nan")), traceback.format_exc())
+            bar.set_postfix_str(f"{n} done")
+            bar.update()
+    except BaseException:
+        _terminate(pool)
+        _remove_temp_files([os.path.join(out, n) for n in names if n not in results])
+        raise
+    pool.shutdown(wait=True)
+
+
 def _rows_for(exp, summary, err):
     if err is not None:
         return [dict(row("experiment ran", "completes", err.strip().splitlines()[-1], "", False), verdict="error")]
@@ -296,32 +369,26 @@ def reproduce(out="results", quick=False, seed=0, only=None, jobs=1, progress=Tr
     for n in names:
         if n not in experiments:
             raise KeyError(n)
-    os.makedirs(out, exist_ok=True)
+    if jobs > 1 and len(names) > 1 and experiments is not EXPERIMENTS:
+        raise ValueError("jobs > 1 runs the built-in experiments only")
+    probe_outputs(out, names)
     t0 = time.perf_counter()
     results = {}
     bar = tqdm(total=len(names), desc="reproduce", unit="experiment", disable=not progress)
-    if jobs <= 1 or len(names) == 1:
-        for n in names:
-            bar.set_postfix_str(n)
-            results[n] = _run_one(experiments[n], quick, out, seed)
-            bar.update()
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        if experiments is not EXPERIMENTS:
-            raise ValueError("jobs > 1 runs the built-in experiments only")
-        order = sorted(names, key=lambda n: -experiments[n].expected_quick_s)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futs = {pool.submit(_run_one_by_name, n, quick, out, seed): n for n in order}
-            for f in as_completed(futs):
-                n = futs[f]
+    try:
+        if jobs <= 1 or len(names) == 1:
+            for n in names:
+                bar.set_postfix_str(n)
                 try:
-                    results[n] = f.result()
-                except Exception:  # the worker process died
-                    results[n] = (None, (float("nan"), float("nan")), traceback.format_exc())
-                bar.set_postfix_str(f"{n} done")
+                    results[n] = _run_one(experiments[n], quick, out, seed)
+                except BaseException:  # an interrupt (_run_one turns exceptions into an error row)
+                    _remove_temp_files([os.path.join(out, n)])
+                    raise
                 bar.update()
-    bar.close()
+        else:
+            _run_in_processes(names, quick, out, seed, min(jobs, len(names)), results, bar)
+    finally:
+        bar.close()
 
     sections = []
     all_rows = []

@@ -4,6 +4,7 @@
 its spec (the thread count does not change a bit of the result).
 """
 
+import contextlib
 import json
 import os
 import platform
@@ -13,10 +14,10 @@ import time
 
 import numpy as np
 
-from ._io import write_json_atomic, write_npz_atomic
+from ._io import probe_output_file, write_json_atomic, write_npz_atomic
 from .config import ConfigError, check_simulation, load_toml, point_hash, save_times_array
 
-__all__ = ["build_model", "initial_state", "run_point", "simulate", "versions"]
+__all__ = ["build_model", "check_outputs", "initial_state", "run_point", "simulate", "versions"]
 
 _MODELS = {}
 
@@ -152,13 +153,65 @@ def json_path(npz_path):
     return npz_path[:-4] + ".json" if npz_path.endswith(".npz") else npz_path + ".json"
 
 
+def _missing_dirs(path):
+    """The folders above ``path`` that do not exist yet, deepest first."""
+    missing = []
+    folder = os.path.dirname(os.path.abspath(path))
+    while folder and not os.path.lexists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
+
+
+def check_outputs(spec, config_path):
+    """Refuse, before any work, outputs that would overwrite the config or cannot be written
+    (:class:`ConfigError` / :class:`sdesim._io.OutputError`). Returns the folders it created."""
+    out, js = spec["output"], json_path(spec["output"])
+    config = os.path.realpath(config_path)
+    for key, path in (("output", out), ("output (its .json)", js)):
+        if os.path.realpath(path) == config:
+            raise ConfigError(key, "a path other than the config file itself", path)
+    created = _missing_dirs(out)
+    try:
+        probe_output_file(out, "output")
+        probe_output_file(js, "output (its .json)")
+    except BaseException:
+        _remove_empty(created)
+        raise
+    return created
+
+
+def _remove_empty(folders):
+    for folder in folders:  # deepest first
+        try:
+            os.rmdir(folder)
+        except OSError:
+            break
+
+
 def simulate(config_path):
-    """Read, check and run a simulation config; write its .npz and .json atomically. -> meta."""
+    """Read, check and run a simulation config; write its .npz and .json atomically. -> meta.
+
+    The output locations are checked before computing; on any failure or interrupt no output
+    file is left, nor a folder made for it."""
     cfg = load_toml(config_path)
     spec = check_simulation(cfg, base_dir=os.path.dirname(os.path.abspath(config_path)))
-    arrays, meta = run_point(spec)
-    meta = {**meta, "config_file": os.path.abspath(config_path), "versions": versions(),
-            "npz": os.path.basename(spec["output"])}
-    write_npz_atomic(spec["output"], **arrays)
-    write_json_atomic(json_path(spec["output"]), meta)
+    created = check_outputs(spec, config_path)
+    try:
+        arrays, meta = run_point(spec)
+        meta = {**meta, "config_file": os.path.abspath(config_path), "versions": versions(),
+                "npz": os.path.basename(spec["output"])}
+        write_npz_atomic(spec["output"], **arrays)
+        try:
+            write_json_atomic(json_path(spec["output"]), meta)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(spec["output"])  # a result is its .npz and its .json, or nothing
+            raise
+    except BaseException:
+        _remove_empty(created)
+        raise
     return meta

@@ -253,3 +253,24 @@ def test_the_reduce_functional_is_checked_and_covered_by_debug_mode():
     with pytest.raises(IndexError, match="functional of 'f'"):
         sdesim.solve(sde, np.ones(2), [0.0, 0.5, 1.0], functional=_functional_late_oob, functional_dim=1,
                      debug=True, **run)
+
+
+@pytest.mark.parametrize("method", ["euler", "milstein"])
+@pytest.mark.parametrize("which", ["gbm", "gbm_analytic", "lin_scalar", "lin_commutative", "noncommutative", "ou"])
+def test_each_scheme_reads_only_the_scratch_and_area_it_declares(method, which):
+    """The kernel sizes the work and Levy-area arrays from the scheme's declarations; a step that
+    reads beyond them reads other memory, silently (commutative Milstein read a (1, 1) area)."""
+    from sdesim import reference as ref
+    from sdesim.solvers import SOLVERS
+    sde, solver = getattr(ref, which), SOLVERS[method]
+    step = solver.make_step(sde)
+
+    @nb.njit(boundscheck=True)
+    def checked(y, dW, area, args, work, y_out):
+        step(0.0, 0.01, y, dW, area, args, work, y_out)
+
+    n = solver.area_size(sde)
+    y = np.linspace(0.5, 1.0, sde.dim)
+    out = np.empty(sde.dim)
+    checked(y, np.full(sde.noise_dim, 0.1), np.zeros((n, n)), sde.args, np.zeros(solver.work_size(sde)), out)
+    assert np.all(np.isfinite(out))

@@ -171,16 +171,6 @@ def _no_functional(t, y, args, out):
     pass
 
 
-def _work_size(sde, solver):
-    """Scratch per thread. The matrix-free Euler step (``diffusion_product``; also Milstein's step for
-    additive noise, which is Euler's) needs ``2 dim`` entries, not the ``dim * noise_dim`` diffusion
-    buffer :meth:`Solver.work_size` reserves for the dense form (80 kB per thread on the sphere)."""
-    euler_step = solver.name == "euler" or (solver.name == "milstein" and sde.noise == "additive")
-    if euler_step and sde.diffusion_product is not None:
-        return 2 * sde.dim
-    return solver.work_size(sde)
-
-
 def build_kernel(sde, solver, *, dtype, levels, store_state, save_w, functional=None, n_functional=None):
     """Compile the ensemble kernel for ``sde`` and ``solver`` (a CPU scheme; its step is reused).
 
@@ -197,8 +187,8 @@ def build_kernel(sde, solver, *, dtype, levels, store_state, save_w, functional=
     func = _no_functional if store_state else device_function(functional, "functional")
     n_out = dim if store_state else n_functional
     fv_size = 1 if store_state else max(1, n_out)
-    work_size = max(1, _work_size(sde, solver))
-    area_dim = m if (solver.name == "milstein" and sde.noise == "commutative") else 1
+    work_size = max(1, solver.work_size(sde))  # O(dim) with a matrix-free diffusion_product
+    area_dim = solver.area_size(sde)
     DT = nbt.float32 if np.dtype(dtype) == np.float32 else nbt.float64
     K = int(levels)
     n_buf = 1 << K

@@ -22,9 +22,15 @@ def save_figure(fig, path, dpi=110):
     """Write ``fig`` to ``path`` (PNG) through a temporary file and an atomic rename, then close it."""
     import matplotlib.pyplot as plt
     tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=dpi)
-    os.replace(tmp, path)
-    plt.close(fig)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException:  # interrupted or failed: leave no partial figure
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    finally:
+        plt.close(fig)
 
 
 def command_line(run, doc, name, argv=None):

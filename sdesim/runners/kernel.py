@@ -83,7 +83,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     dt_ = np.dtype(dtype).type
     project = sde.projection if sde.projection is not None else _no_projection
     has_projection = sde.projection is not None
-    area_dim = m if general_area else 1  # (noise_dim, noise_dim) only when the scheme reads it
+    area_dim = solver.area_size(sde)  # (noise_dim, noise_dim) only when the scheme reads it
 
     if np.dtype(dtype) == np.float64:
         @nb.njit(inline="always")

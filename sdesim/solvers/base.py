@@ -40,6 +40,10 @@ class Solver:
         path needs."""
         return True
 
+    def area_size(self, sde):
+        """``n`` of the ``(n, n)`` Levy-area array the step reads (1 when it reads none)."""
+        return 1
+
     def work_size(self, sde):
         raise NotImplementedError
 

@@ -40,6 +40,10 @@ class Milstein(Solver):
     def needs_levy_area(self, noise):
         return noise == "general"
 
+    def area_size(self, sde):
+        # the matrix step reads area[j, k] for commutative noise too (zeros there)
+        return sde.noise_dim if sde.noise in ("commutative", "general") else 1
+
     def uses_dense_diffusion(self, sde):
         return sde.noise != "additive" or Euler().uses_dense_diffusion(sde)
 
