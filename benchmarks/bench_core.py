@@ -28,7 +28,7 @@ import numba as nb
 import numpy as np
 
 import sdesim
-from sdesim._io import write_json_atomic
+from sdesim.app._io import write_json_atomic
 
 
 @nb.njit

@@ -56,7 +56,7 @@ from bench_core import ceiling_rate  # noqa: E402  (the core benchmark's random-
 import numba as nb  # noqa: E402
 
 import sdesim  # noqa: E402
-from sdesim._io import write_json_atomic  # noqa: E402
+from sdesim.app._io import write_json_atomic  # noqa: E402
 from sdesim.compare.agreement import ks, moment_z  # noqa: E402
 from sdesim.normalized import NormalizedLinearClassifier, SphereModel, load_digits  # noqa: E402
 

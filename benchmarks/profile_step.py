@@ -27,7 +27,7 @@ import numba as nb
 import numpy as np
 
 import sdesim
-from sdesim._io import write_json_atomic
+from sdesim.app._io import write_json_atomic
 from sdesim.brownian.rng import _counter, normals_range, philox4x32, seed_to_key
 from sdesim.normalized import SphereModel, sgd_sde
 

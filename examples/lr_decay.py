@@ -1,5 +1,5 @@
-"""Thin wrapper: the experiment lives in sdesim.experiments.lr_decay (see its docstring)."""
-from sdesim.experiments.lr_decay import main
+"""Thin wrapper: the experiment lives in sdesim.app.experiments.lr_decay (see its docstring)."""
+from sdesim.app.experiments.lr_decay import main
 
 if __name__ == "__main__":
     main()

@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from sdesim import report
-from sdesim.cli import main
-from sdesim.config import check_simulation, point_hash
-from sdesim.simulate import run_point
+from sdesim.app import report
+from sdesim.app.cli import main
+from sdesim.app.config import check_simulation, point_hash
+from sdesim.app.simulate import run_point
 
 # the sphere model used here and in test_sweep.py: one compile serves both files
 TINY = """
@@ -65,7 +65,7 @@ def test_simulate_writes_npz_and_json(tmp_path, capsys):
 
 
 def _parse(path):
-    from sdesim.config import tomllib
+    from sdesim.app.config import tomllib
     with open(path, "rb") as f:
         return tomllib.load(f)
 

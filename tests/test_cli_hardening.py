@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sdesim
-import sdesim.simulate
-from sdesim import report
-from sdesim.cli import main
-from sdesim.config import MODEL_KEYS, SIM_KEYS, ConfigError, check_simulation, check_sweep, load_toml
+import sdesim.app.simulate
+from sdesim.app import report
+from sdesim.app.cli import main
+from sdesim.app.config import MODEL_KEYS, SIM_KEYS, ConfigError, check_simulation, check_sweep, load_toml
 
 TOP = {"lr": "0.1", "wd": "0.01", "dt": "0.5", "paths": "2", "save_times": "[0.0, 1.0]",
        "output": '"out/run.npz"'}
@@ -59,14 +59,14 @@ def _one_line_error(err, *words):
 
 @pytest.fixture
 def no_compute(monkeypatch):
-    """``sdesim.simulate.run_point`` replaced: records that it ran, computes nothing."""
+    """``sdesim.app.simulate.run_point`` replaced: records that it ran, computes nothing."""
     calls = []
 
     def fake(spec):
         calls.append(spec)
         return {"ts": np.zeros(2)}, {"hash": "0" * 16, "spec": spec, "wall_s": 0.0}
-    monkeypatch.setattr(sdesim.simulate, "run_point", fake)
-    monkeypatch.setattr(sdesim.simulate, "versions", lambda: {})
+    monkeypatch.setattr(sdesim.app.simulate, "run_point", fake)
+    monkeypatch.setattr(sdesim.app.simulate, "versions", lambda: {})
     return calls
 
 
@@ -217,17 +217,17 @@ def test_failed_run_leaves_no_folder_and_no_half_result(tmp_path, capsys, monkey
     written goes too (a result is both or nothing)."""
     def refuse(spec):
         raise ValueError("the grid needs too many cells")
-    monkeypatch.setattr(sdesim.simulate, "run_point", refuse)
+    monkeypatch.setattr(sdesim.app.simulate, "run_point", refuse)
     rc, _, err = _run(["simulate", _config(tmp_path, out="a/b/run.npz")], capsys)
     assert rc == 2 and "too many cells" in err
     assert not (tmp_path / "a").exists()
 
-    monkeypatch.setattr(sdesim.simulate, "run_point", lambda spec: ({"ts": np.zeros(2)}, {"hash": "0"}))
-    monkeypatch.setattr(sdesim.simulate, "versions", lambda: {})
+    monkeypatch.setattr(sdesim.app.simulate, "run_point", lambda spec: ({"ts": np.zeros(2)}, {"hash": "0"}))
+    monkeypatch.setattr(sdesim.app.simulate, "versions", lambda: {})
 
     def disk_full(path, obj):
         raise OSError(28, "No space left on device", path)
-    monkeypatch.setattr(sdesim.simulate, "write_json_atomic", disk_full)
+    monkeypatch.setattr(sdesim.app.simulate, "write_json_atomic", disk_full)
     rc, _, err = _run(["simulate", _config(tmp_path, out="c/run.npz")], capsys)
     assert rc == 1
     _one_line_error(err, "No space left on device")
@@ -238,7 +238,7 @@ def test_failed_run_leaves_no_folder_and_no_half_result(tmp_path, capsys, monkey
 def test_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch, exc):
     def big(spec):
         raise exc
-    monkeypatch.setattr(sdesim.simulate, "run_point", big)
+    monkeypatch.setattr(sdesim.app.simulate, "run_point", big)
     rc, _, err = _run(["simulate", _config(tmp_path)], capsys)
     assert rc == 2
     _one_line_error(err, "memory", "paths")
@@ -246,7 +246,7 @@ def test_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch, exc):
 
 def test_demo_and_bench_check_out_first(tmp_path, capsys, monkeypatch):
     ran = []
-    monkeypatch.setattr("sdesim.cli.demo", lambda out=None: ran.append(out))
+    monkeypatch.setattr("sdesim.app.cli.demo", lambda out=None: ran.append(out))
     monkeypatch.setattr("runpy.run_path", lambda *a, **k: ran.append(a))
     (tmp_path / "file").write_text("x")
     for argv in (["demo", "--out", str(tmp_path)], ["demo", "--out", str(tmp_path / "file" / "d.json")],
@@ -320,13 +320,13 @@ def test_reproduce_out_checked_before_any_experiment(tmp_path, capsys, fakes, se
     (ValueError("--scheduler: expected an address such as tcp://host:8786, got 'tcp//x'"), 2),
     (ConnectionError("--scheduler: could not connect to 'tcp://10.0.0.5:8786'"), 2),
     (TimeoutError("--scheduler: no answer from 'tcp://10.0.0.5:8786' in 30 s"), 2),
-    (sdesim._io.OutputError("cannot write to results folder 'res': Permission denied"), 2),
+    (sdesim.app._io.OutputError("cannot write to results folder 'res': Permission denied"), 2),
     (ImportError("sdesim sweep needs dask.distributed"), 2),
     (MemoryError(), 2),
     (KeyboardInterrupt(), 130),
 ])
 def test_sweep_failures_are_one_line(tmp_path, capsys, monkeypatch, exc, status):
-    sweep = pytest.importorskip("sdesim.sweep")
+    sweep = pytest.importorskip("sdesim.app.sweep")
 
     def fail(*a, **k):
         raise exc
@@ -341,7 +341,7 @@ def test_sweep_failures_are_one_line(tmp_path, capsys, monkeypatch, exc, status)
 # ------------------------------------------------------------------ interrupts
 
 @pytest.mark.parametrize("argv,target", [
-    (["demo", "--out", "{tmp}/d.json"], "sdesim.cli.demo"),
+    (["demo", "--out", "{tmp}/d.json"], "sdesim.app.cli.demo"),
     (["bench", "--quick", "--out", "{tmp}/b.json"], "runpy.run_path"),
 ])
 def test_demo_and_bench_interrupted_exit_130(tmp_path, capsys, monkeypatch, argv, target):
@@ -357,7 +357,7 @@ def test_demo_and_bench_interrupted_exit_130(tmp_path, capsys, monkeypatch, argv
 def test_reproduce_interrupted_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
     """Ctrl-C while an experiment writes its figure: exit 130, no report, no temporary file."""
     pytest.importorskip("matplotlib")
-    from sdesim.experiments._common import save_figure
+    from sdesim.app.experiments._common import save_figure
 
     from matplotlib.figure import Figure
 
@@ -587,7 +587,7 @@ def _fake_sweep(points, results, **kw):
 def test_fuzz_toml_never_escapes(tmp_path, monkeypatch, no_compute, text):
     """Any config text: the checkers return or raise ConfigError; ``simulate`` and ``sweep`` (with
     nothing computed) exit 0 or 2 with one line, never a traceback."""
-    sweep = pytest.importorskip("sdesim.sweep")
+    sweep = pytest.importorskip("sdesim.app.sweep")
     monkeypatch.setattr(sweep, "run_sweep", _fake_sweep)
     path = tmp_path / "fuzz.toml"
     if isinstance(text, str):

@@ -15,9 +15,9 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from sdesim.config import check_sweep, expand_sweep, point_hash  # noqa: E402
-from sdesim.simulate import run_point  # noqa: E402
-from sdesim.sweep import load_point, plan, point_status, sweep_config  # noqa: E402
+from sdesim.app.config import check_sweep, expand_sweep, point_hash  # noqa: E402
+from sdesim.app.simulate import run_point  # noqa: E402
+from sdesim.app.sweep import load_point, plan, point_status, sweep_config  # noqa: E402
 
 # the same sphere model as test_cli.py (d = 3): workers compile one kernel for every test here
 GRID = """

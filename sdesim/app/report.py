@@ -1,6 +1,6 @@
 """``sdesim reproduce``: run the paper's checks end to end and write one report (HTML and Markdown).
 
-Each experiment of :mod:`sdesim.experiments` runs into ``<out>/<name>/`` (its JSON, PNG and a
+Each experiment of :mod:`sdesim.app.experiments` runs into ``<out>/<name>/`` (its JSON, PNG and a
 log of what it printed); its summary is turned into rows of *prediction against measurement*
 with a verdict, by the tolerance stated in the row:
 
@@ -212,7 +212,7 @@ def checks_last_decay(s):
 
 
 def _exp(name, title, claim, checks, seeds, quick_s):
-    return Experiment(name, title, claim, f"sdesim.experiments.{name}:run", checks, seeds, quick_s)
+    return Experiment(name, title, claim, f"sdesim.app.experiments.{name}:run", checks, seeds, quick_s)
 
 
 #: the paper's checks, in report order
@@ -292,7 +292,7 @@ def _terminate(pool):
             p.join(5)
 
 
-#: what a write interrupted by a killed worker can leave behind (see sdesim._io, experiments._common)
+#: what a write interrupted by a killed worker can leave behind (see sdesim.app._io, experiments._common)
 _TEMP_PATTERNS = (".tmp-*", "*.tmp.png")
 
 
@@ -306,7 +306,7 @@ def _remove_temp_files(folders):
 
 def probe_outputs(out, names):
     """Check, before running anything, that ``out``, ``out/<name>`` and the report files can be
-    written; raises :class:`sdesim._io.OutputError`."""
+    written; raises :class:`sdesim.app._io.OutputError`."""
     probe_output_dir(out, "output folder")
     for n in names:
         folder = os.path.join(out, n)

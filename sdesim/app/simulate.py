@@ -1,4 +1,4 @@
-"""One simulation of the paper's SDE from a checked spec (:mod:`sdesim.config`): ``sdesim simulate``.
+"""One simulation of the paper's SDE from a checked spec (:mod:`sdesim.app.config`): ``sdesim simulate``.
 
 :func:`run_point` is what every grid point of ``sdesim sweep`` runs too; it is deterministic in
 its spec (the thread count does not change a bit of the result).
@@ -28,7 +28,7 @@ def build_model(m):
     key = json.dumps(m, sort_keys=True)
     if key in _MODELS:
         return _MODELS[key]
-    from .normalized import (NormalizedLinearClassifier, SphereModel, WeightNormMLP, gaussian_mixture,
+    from ..normalized import (NormalizedLinearClassifier, SphereModel, WeightNormMLP, gaussian_mixture,
                              load_digits)
 
     def data(name):
@@ -52,7 +52,7 @@ def build_model(m):
 
 
 def _schedule(rate):
-    from .normalized import Schedule
+    from ..normalized import Schedule
     if isinstance(rate, dict):
         return Schedule(rate["values"], rate["times"])
     return Schedule([rate])
@@ -84,7 +84,7 @@ def run_point(spec):
     ensemble ``mean``/``var`` of the state and ``count`` per save time.
     """
     import sdesim
-    from .normalized import full_from_polar, group_norms, polar_sde, polar_state, sgd_sde
+    from ..normalized import full_from_polar, group_norms, polar_sde, polar_state, sgd_sde
 
     t0 = time.perf_counter()
     model = build_model(spec["model"])
@@ -168,7 +168,7 @@ def _missing_dirs(path):
 
 def check_outputs(spec, config_path):
     """Refuse, before any work, outputs that would overwrite the config or cannot be written
-    (:class:`ConfigError` / :class:`sdesim._io.OutputError`). Returns the folders it created."""
+    (:class:`ConfigError` / :class:`sdesim.app._io.OutputError`). Returns the folders it created."""
     out, js = spec["output"], json_path(spec["output"])
     config = os.path.realpath(config_path)
     for key, path in (("output", out), ("output (its .json)", js)):

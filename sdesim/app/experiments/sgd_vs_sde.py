@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 import sdesim
-from sdesim._io import write_json_atomic
+from sdesim.app._io import write_json_atomic
 from sdesim.normalized import NormalizedLinearClassifier, load_digits, run_sgd, sgd_sde
 from ._common import pyplot, save_figure, command_line
 

@@ -1,13 +1,13 @@
 """Parameter sweeps through Dask (``sdesim sweep``): a grid of simulations, resumable.
 
-The grid (model x lr x wd x seed, :func:`sdesim.config.expand_sweep`) is handed to a
+The grid (model x lr x wd x seed, :func:`sdesim.app.config.expand_sweep`) is handed to a
 ``dask.distributed`` cluster: by default a ``LocalCluster`` of worker processes started here,
 or an existing cluster given by its scheduler address. Workers only compute
-(:func:`sdesim.simulate.run_point`); this process writes each result as it arrives, so the
+(:func:`sdesim.app.simulate.run_point`); this process writes each result as it arrives, so the
 workers need no shared file system.
 
 Results folder, one pair per grid point, keyed by the hash of the point's parameters
-(:func:`sdesim.config.point_hash`)::
+(:func:`sdesim.app.config.point_hash`)::
 
     <results>/<hash>.npz     arrays (written first, atomically)
     <results>/<hash>.json    {"status": "ok" | "error", "spec", "run_id", timings, error, ...}

@@ -57,7 +57,7 @@ def demo(out=None):
         print(f"{'non-commutative':24s} {method:9s} strong order {order:5.2f} +- {se:.2f}")
     report["wall_s"] = time.perf_counter() - t0
     if out:
-        from sdesim._io import write_json_atomic
+        from sdesim.app._io import write_json_atomic
         write_json_atomic(out, report)
         print(f"wrote {out}")
     return report
@@ -78,8 +78,8 @@ MAX_REPRODUCE_SEED = 2**32
 
 
 def _cmd_reproduce(a):
-    from sdesim import report
-    from sdesim._io import OutputError
+    from sdesim.app import report
+    from sdesim.app._io import OutputError
     only = None
     if a.only is not None:
         only = []
@@ -120,9 +120,9 @@ def _too_large(config, exc):
 
 
 def _cmd_simulate(a):
-    from sdesim._io import OutputError
-    from sdesim.config import ConfigError
-    from sdesim.simulate import json_path, simulate
+    from sdesim.app._io import OutputError
+    from sdesim.app.config import ConfigError
+    from sdesim.app.simulate import json_path, simulate
     from sdesim.solution import NonFiniteError
     try:
         meta = simulate(a.config)
@@ -144,9 +144,9 @@ def _cmd_simulate(a):
 
 
 def _cmd_sweep(a):
-    from sdesim._io import OutputError
-    from sdesim.config import ConfigError
-    from sdesim.sweep import sweep_config
+    from sdesim.app._io import OutputError
+    from sdesim.app.config import ConfigError
+    from sdesim.app.sweep import sweep_config
     if a.workers is not None and a.workers < 1:
         return _error("sweep", f"--workers: expected a positive integer, got {a.workers}")
     try:
@@ -175,7 +175,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_demo(a):
-    from sdesim._io import OutputError, probe_output_file
+    from sdesim.app._io import OutputError, probe_output_file
     try:
         probe_output_file(a.out, "--out")
     except OutputError as exc:
@@ -187,8 +187,8 @@ def _cmd_demo(a):
 def _cmd_bench(a):
     import pathlib
     import runpy
-    from sdesim._io import OutputError, probe_output_file
-    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_core.py"
+    from sdesim.app._io import OutputError, probe_output_file
+    script = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "bench_core.py"
     if not script.exists():
         return _error("bench", "it needs a source checkout (benchmarks/ not found)")
     try:
@@ -228,7 +228,7 @@ def main(argv=None):
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     s = sub.add_parser("simulate", help="run one simulation described in a TOML file",
                        description="Run one simulation of the paper's SDE described in a TOML file "
-                                   "(see sdesim.config); writes .npz + .json atomically.")
+                                   "(see sdesim.app.config); writes .npz + .json atomically.")
     s.add_argument("config", help="TOML file")
     w = sub.add_parser("sweep", help="run a grid of simulations (lr x wd x model x seed) on Dask",
                        description="Run the grid of a sweep config through dask.distributed; each point's "

@@ -37,7 +37,7 @@ import numba as nb
 import numpy as np
 
 import sdesim
-from sdesim._io import write_json_atomic
+from sdesim.app._io import write_json_atomic
 from sdesim.normalized import Schedule, SphereModel, sgd_sde, theory
 from ._common import pyplot, save_figure, command_line
 

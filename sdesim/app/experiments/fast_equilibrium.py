@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from sdesim._io import write_json_atomic
+from sdesim.app._io import write_json_atomic
 from sdesim.normalized import NormalizedLinearClassifier, Schedule, WeightNormMLP, load_digits, run_sgd
 from ._common import pyplot, save_figure, command_line
 
