@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from sdesim.app import report
+from sdesim.app.experiments import EXPERIMENTS
+from sdesim.app.experiments.experiment import fmt
 from sdesim.app.cli import main
 from sdesim.app.config import check_simulation, point_hash
 from sdesim.app.simulate import run_point
@@ -198,7 +200,7 @@ def _boom(quick=False, out=".", seed=0):
 
 
 def _fake_checks(s):
-    return [report.row("value", "1", report._f(s["value"]), "+- 0.1", abs(s["value"] - 1) <= 0.1),
+    return [report.row("value", "1", fmt(s["value"]), "+- 0.1", abs(s["value"] - 1) <= 0.1),
             report.row("seed seen", "-", str(s["seed"]), "", None)]
 
 
@@ -255,37 +257,8 @@ def test_registry_lists_the_papers_checks():
         assert callable(exp.runner()) and exp.seeds and exp.claim
 
 
-# summaries shaped like the experiments' own (only the keys the checks read)
-SUMMARIES = {
-    "norm_equilibration": {
-        "sphere": {"slope": -1.0, "prefactor_min": 1.01, "prefactor_max": 1.02},
-        "digits": {"slope": -0.99, "prefactor_min": 0.98, "prefactor_max": 1.02,
-                   "t_eq_over_constant_trace_prediction_min": 0.97, "t_eq_over_constant_trace_prediction_max": 1.01,
-                   "G_inf_measured_over_pred_min": 1.04, "G_inf_measured_over_pred_max": 1.07}},
-    "intrinsic_lr": {"runs": [
-        {"label": "H = 0", "lam_e": [{"lam_e": 1e-3, "eta_spread": 100.0, "max_dev_vs_ref_eta_eff_se": 2.1,
-                                      "eta_eff_eq_dev_se": -0.5, "eta_eff_eq_rel_dev": -1e-4,
-                                      "same_seed_max_rel_diff": 1e-15}]},
-        {"label": "H = diag", "lam_e": [{"lam_e": 1e-3, "eta_spread": 100.0, "max_dev_vs_ref_eta_eff_se": 2.1,
-                                         "max_dev_vs_ref_loss_se": 3.0, "richardson_eq_dev_se": 1.0,
-                                         "richardson_eq_rel_dev": 1e-4, "same_seed_max_rel_diff": 1e-15}]}]},
-    "lr_decay": {"k": 10.0, "cases": {name: {
-        "max_dev_se_after": 2.5, "max_abs_dev_after": 1e-3, "before_decay": {"ratio": 1.0, "dev_se": 0.3},
-        "end": {"ratio": 0.316, "dev_se": -0.2, "theory": 0.3163}, "just_after": {"drop_factor": 10.01}}
-        for name in ("lr", "wd")}},
-    "sgd_vs_sde": {
-        "svag": [{"l": l, "G_gap": 13.0 / l, "G_gap_se": 0.5, "loss_gap": 0.001, "loss_gap_se": 0.002}
-                 for l in (1, 2, 4, 8)],
-        "sde": {"G_mean_richardson": 73.5, "G_se": 0.5, "G_inf_theory": 74.0, "eta_eff_theory": 0.116,
-                "eta_eff_mean": 0.114},
-        "sgd": {"G_mean": 86.5, "G_se": 0.3, "G_discrete_theory": 86.0}},
-    "fast_equilibrium": {"results": {m: {"slope": -0.9, "points": [
-        {"lam_e": x, "t_mix_times_lam_e": 1.0, "D_small_large_final": 0.02, "floor": 0.02,
-         "param_distance_final": 0.4} for x in (0.01, 0.03, 0.1)]} for m in ("digits_linear", "digits_mlp")}},
-    "last_decay": {"difference_in_standard_errors": {
-        "final": {"train_acc": 2.0, "test_acc": 0.3, "loss": 0.4, "eta_eff": -1.0},
-        "after_0.3_over_lam_e": {"train_acc": -2.1, "test_acc": -1.2, "loss": 5.5, "eta_eff": 50.2}}},
-}
+# the experiments' own example summaries (the keys their checks read)
+SUMMARIES = {name: exp.example_summary for name, exp in EXPERIMENTS.items()}
 
 
 @pytest.mark.parametrize("name", list(SUMMARIES))
@@ -299,11 +272,11 @@ def test_checks_read_the_experiment_summaries(name):
 def test_checks_fail_outside_tolerance():
     s = json.loads(json.dumps(SUMMARIES["norm_equilibration"]))
     s["sphere"]["slope"] = -1.07
-    assert report.checks_norm_equilibration(s)[0]["verdict"] == "fail"
+    assert EXPERIMENTS['norm_equilibration'].checks(s)[0]["verdict"] == "fail"
     s = json.loads(json.dumps(SUMMARIES["sgd_vs_sde"]))
     for r in s["svag"]:
         r["G_gap"] = 13.0  # SVAG does not close the gap
-    assert report.checks_sgd_vs_sde(s)[0]["verdict"] == "fail"
+    assert EXPERIMENTS['sgd_vs_sde'].checks(s)[0]["verdict"] == "fail"
     s = json.loads(json.dumps(SUMMARIES["fast_equilibrium"]))
     s["results"]["digits_mlp"]["slope"] = -0.5
-    assert [r["verdict"] for r in report.checks_fast_equilibrium(s) if r["verdict"] != "info"] == ["pass", "fail"]
+    assert [r["verdict"] for r in EXPERIMENTS['fast_equilibrium'].checks(s) if r["verdict"] != "info"] == ["pass", "fail"]

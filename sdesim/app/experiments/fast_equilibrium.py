@@ -38,6 +38,7 @@ import numpy as np
 
 from sdesim.app._io import write_json_atomic
 from sdesim.normalized import NormalizedLinearClassifier, Schedule, WeightNormMLP, load_digits, run_sgd
+from .experiment import Experiment, fmt, row, within
 from ._common import pyplot, save_figure, command_line
 
 SPREAD = 30.0
@@ -167,6 +168,39 @@ def _plot(results, path):
         row[2].legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
+
+
+def checks(s):
+    """The verdict rows of a summary of :func:`run`."""
+    rows = []
+    for name, r in s["results"].items():
+        pts = r["points"]
+        rows.append(row(f"{name}: exponent of the function-space mixing time vs lam_e "
+                        f"({', '.join(fmt(p['lam_e']) for p in pts)})", "-1", fmt(r["slope"], 3), "+- 0.3",
+                        within(r["slope"], -1.0, 0.3)))
+        rows.append(row(f"{name}: mixing time x lam_e", "O(1), the same for every lam_e",
+                        ", ".join(fmt(p["t_mix_times_lam_e"], 2) for p in pts), "(the exponent row is the check)",
+                        None))
+        rows.append(row(f"{name}: final D(small, large) / noise floor",
+                        "~1 (same output distribution)",
+                        ", ".join(fmt(p["D_small_large_final"] / p["floor"], 2) for p in pts), "(one time, noisy)", None))
+        rows.append(row(f"{name}: final mean |wbar_small - wbar_large| (parameters)", "stays O(1)",
+                        ", ".join(fmt(p["param_distance_final"], 2) for p in pts), "", None))
+    return rows
+
+
+#: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
+EXPERIMENT = Experiment(
+    'fast_equilibrium', "Fast equilibrium: function space mixes in O(1/lam_e)",
+    "Ensembles started from norms 30x too small or too large (or with a warm-up schedule) reach the "
+         "same distribution of outputs after O(1/lam_e) steps, while their parameters stay apart.",
+    run, checks,
+    seeds="directions: seed (twin: seed + 1000); minibatches: small seed, large "
+         "seed + 1, warm seed + 2, twin seed + 1000",
+    expected_quick_s=120,
+    example_summary={"results": {m: {"slope": -0.9, "points": [
+        {"lam_e": x, "t_mix_times_lam_e": 1.0, "D_small_large_final": 0.02, "floor": 0.02,
+         "param_distance_final": 0.4} for x in (0.01, 0.03, 0.1)]} for m in ("digits_linear", "digits_mlp")}})
 
 
 def main(argv=None):

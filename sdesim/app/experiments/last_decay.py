@@ -23,6 +23,7 @@ import numpy as np
 
 from sdesim.app._io import write_json_atomic
 from sdesim.normalized import NormalizedLinearClassifier, Schedule, load_digits, run_sgd
+from .experiment import Experiment, row
 from ._common import pyplot, save_figure, command_line
 
 
@@ -96,6 +97,32 @@ def _plot(steps, runs, summary, path):
     axes[0].set_yscale("log")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
+
+
+def checks(s):
+    """The verdict rows of a summary of :func:`run`."""
+    rows = []
+    fin = s["difference_in_standard_errors"]["final"]
+    for k, z in fin.items():
+        rows.append(row(f"final {k}: 'several decays' - 'last decay only'", "0 (history forgotten)",
+                        f"{z:+.2f} SE", "|dev| < 4 SE", abs(z) < 4))
+    early = s["difference_in_standard_errors"]["after_0.3_over_lam_e"]
+    rows.append(row("the same at T2 + 0.3/lam_e (before forgetting)", "may differ",
+                    ", ".join(f"{k} {z:+.1f}" for k, z in early.items()) + " SE", "", None))
+    return rows
+
+
+#: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
+EXPERIMENT = Experiment(
+    'last_decay', "Only the last learning-rate decay matters, given time",
+    "Two schedules with the same final learning rate end with the same accuracy, loss and eta_eff "
+         "after O(1/lam_e,final) steps.",
+    run, checks,
+    seeds="initial weights: seed; minibatches: seed + 1 (several decays), seed + 2 (last only)",
+    expected_quick_s=30,
+    example_summary={"difference_in_standard_errors": {
+        "final": {"train_acc": 2.0, "test_acc": 0.3, "loss": 0.4, "eta_eff": -1.0},
+        "after_0.3_over_lam_e": {"train_acc": -2.1, "test_acc": -1.2, "loss": 5.5, "eta_eff": 50.2}}})
 
 
 def main(argv=None):

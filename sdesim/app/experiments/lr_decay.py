@@ -39,6 +39,7 @@ import numpy as np
 import sdesim
 from sdesim.app._io import write_json_atomic
 from sdesim.normalized import Schedule, SphereModel, sgd_sde, theory
+from .experiment import Experiment, fmt, row
 from ._common import pyplot, save_figure, command_line
 
 
@@ -166,6 +167,43 @@ def _plot(ts, t0, curves, summary, path):
     az.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
+
+
+def checks(s):
+    """The verdict rows of a summary of :func:`run`."""
+    rows = []
+    k = s["k"]
+    for name, c in s["cases"].items():
+        what = f"{name.upper()} / {k:g}"
+        z = c["max_dev_se_after"]
+        rows.append(row(f"{what}: eta_eff(t)/eta_eff,old after the decay, max dev from theory over t",
+                        "theory curve", f"{fmt(z)} SE (max |dev| {fmt(c['max_abs_dev_after'])})", "< 4 SE", z < 4))
+        bd = c["before_decay"]
+        rows.append(row(f"{what}: eta_eff/eta_eff,old at equilibrium before the decay", "1",
+                        f"{fmt(bd['ratio'], 5)} ({bd['dev_se']:+.2f} SE)", "|dev| < 4 SE", abs(bd["dev_se"]) < 4))
+        en = c["end"]
+        rows.append(row(f"{what}: end value (2/lam_e,new after the decay)", f"1/sqrt(k) = {fmt(k ** -0.5, 5)}",
+                        f"{fmt(en['ratio'], 5)} ({en['dev_se']:+.2f} SE vs theory {fmt(en['theory'], 5)})",
+                        "|dev| < 4 SE", abs(en["dev_se"]) < 4))
+        if name == "lr":
+            ja = c["just_after"]
+            rows.append(row(f"{what}: drop of eta_eff at the decay", f"x{k:g} at once",
+                            f"x{fmt(ja['drop_factor'], 4)}", "(covered by the curve row)", None))
+    return rows
+
+
+#: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
+EXPERIMENT = Experiment(
+    'lr_decay', "Learning-rate decay vs weight-decay decay at equilibrium",
+    "LR / k drops eta_eff by k at once and relaxes to 1/sqrt(k) in O(1/lam_e'); WD / k reaches the "
+         "same end point smoothly (closed forms of theory.lr_decay_eta_eff_ratio / wd_decay_eta_eff_ratio).",
+    run, checks,
+    seeds="initial directions: seed; Brownian paths: seed + 1",
+    expected_quick_s=30,
+    example_summary={"k": 10.0, "cases": {name: {
+        "max_dev_se_after": 2.5, "max_abs_dev_after": 1e-3, "before_decay": {"ratio": 1.0, "dev_se": 0.3},
+        "end": {"ratio": 0.316, "dev_se": -0.2, "theory": 0.3163}, "just_after": {"drop_factor": 10.01}}
+        for name in ("lr", "wd")}})
 
 
 def main(argv=None):

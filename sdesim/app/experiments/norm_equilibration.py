@@ -31,6 +31,7 @@ import numpy as np
 import sdesim
 from sdesim.app._io import write_json_atomic
 from sdesim.normalized import NormalizedLinearClassifier, SphereModel, load_digits, sgd_sde, theory
+from .experiment import Experiment, fmt, row, within
 from ._common import pyplot, save_figure
 
 RATIO0, EPS = 10.0, 0.05
@@ -219,6 +220,48 @@ def _plot(points, slope, title, path, curves=None):
         ax.legend(fontsize=6)
     fig.tight_layout()
     save_figure(fig, path, dpi=120)
+
+
+def checks(s):
+    """The verdict rows of a summary of :func:`run`."""
+    rows = []
+    sp = s["sphere"]
+    rows.append(row("sphere: slope of log t_eq vs log lam_e", "-1", fmt(sp["slope"], 4), "+- 0.05",
+                    within(sp["slope"], -1.0, 0.05)))
+    rows.append(row("sphere: t_eq * 4 lam_e / ln(|G0/Ginf - 1|/eps), all points", "1",
+                    f"{fmt(sp['prefactor_min'])} .. {fmt(sp['prefactor_max'])}", "+- 0.1",
+                    within(sp["prefactor_min"], 1, 0.1) and within(sp["prefactor_max"], 1, 0.1)))
+    if "digits" in s:
+        dg = s["digits"]
+        rows.append(row("digits: slope of log t_eq vs log lam_e", "-1", fmt(dg["slope"], 4), "+- 0.05",
+                        within(dg["slope"], -1.0, 0.05)))
+        rows.append(row("digits: prefactor with measured G_inf, all points", "1",
+                        f"{fmt(dg['prefactor_min'])} .. {fmt(dg['prefactor_max'])}", "+- 0.1",
+                        within(dg["prefactor_min"], 1, 0.1) and within(dg["prefactor_max"], 1, 0.1)))
+        lo, hi = dg["t_eq_over_constant_trace_prediction_min"], dg["t_eq_over_constant_trace_prediction_max"]
+        rows.append(row("digits: t_eq / constant-trace prediction (observed trace)", "1",
+                        f"{fmt(lo)} .. {fmt(hi)}", "+- 0.1", within(lo, 1, 0.1) and within(hi, 1, 0.1)))
+        lo, hi = dg["G_inf_measured_over_pred_min"], dg["G_inf_measured_over_pred_max"]
+        rows.append(row("digits: G_inf measured / (tau_obs / (2 lam_e))", "1 (+ EM bias, ~+8% at dt = 0.5)",
+                        f"{fmt(lo)} .. {fmt(hi)}", "in [0.95, 1.12]", lo >= 0.95 and hi <= 1.12))
+    return rows
+
+
+#: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
+EXPERIMENT = Experiment(
+    'norm_equilibration', "Norm equilibration in O(1/(lam eta)) steps",
+    "Starting at G_0 = 10 G_inf (G = |W|^4/eta^2), the ensemble-mean G settles within eps = 5% of "
+         "G_inf after t_eq = ln(|G_0/G_inf - 1|/eps) / (4 lam_e) steps: slope -1 against lam_e = eta lam, "
+         "prefactor 1. Sphere model (exact) and the digits classifier (exact minibatch noise).",
+    run, checks,
+    seeds="sphere: seed + i per eta; digits: initial direction seed, pilot seed + 1, "
+         "points seed + i per eta",
+    expected_quick_s=110,
+    example_summary={
+        "sphere": {"slope": -1.0, "prefactor_min": 1.01, "prefactor_max": 1.02},
+        "digits": {"slope": -0.99, "prefactor_min": 0.98, "prefactor_max": 1.02,
+                   "t_eq_over_constant_trace_prediction_min": 0.97, "t_eq_over_constant_trace_prediction_max": 1.01,
+                   "G_inf_measured_over_pred_min": 1.04, "G_inf_measured_over_pred_max": 1.07}})
 
 
 def main(argv=None):
