@@ -1,11 +1,14 @@
 """Order estimation and error measures for convergence studies."""
 
+from typing import Optional, Tuple
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["fit_order", "strong_error", "weak_error"]
 
 
-def strong_error(y, y_ref):
+def strong_error(y: ArrayLike, y_ref: ArrayLike) -> Tuple[float, float]:
     """Root-mean-square pathwise error ``sqrt(E |y - y_ref|^2)`` and its standard error.
 
     ``y``, ``y_ref``: arrays ``(n_paths, dim)`` (or ``(n_paths,)``) from the same Brownian
@@ -20,13 +23,14 @@ def strong_error(y, y_ref):
     return rmse, se_mse / (2 * rmse) if rmse > 0 else 0.0
 
 
-def weak_error(samples, exact):
+def weak_error(samples: ArrayLike, exact: float) -> Tuple[float, float]:
     """``|mean(samples) - exact|`` and the standard error of the mean."""
     samples = np.asarray(samples, dtype=np.float64)
     return abs(samples.mean() - exact), samples.std(ddof=1) / np.sqrt(samples.size)
 
 
-def fit_order(steps, errors, weights=None):
+def fit_order(steps: ArrayLike, errors: ArrayLike,
+              weights: Optional[ArrayLike] = None) -> Tuple[float, float, float]:
     """Least-squares slope of ``log(error)`` against ``log(step)``: the convergence order.
 
     Returns ``(order, constant, stderr_of_order)`` with ``error ~ constant * step**order``.

@@ -1,7 +1,10 @@
 """Sample the Brownian paths that :func:`sdesim.solve` uses, on their own."""
 
+from typing import Optional
+
 import numba as nb
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .sde import SDE
 from .driver import solve
@@ -22,7 +25,8 @@ def _zero_diffusion(t, y, args, out):
         out[0, j] = 0.0
 
 
-def brownian_path(ts, *, noise_dim=1, n_paths=1, seed=0, dt=None, brownian_dt=None):
+def brownian_path(ts: ArrayLike, *, noise_dim: int = 1, n_paths: int = 1, seed: int = 0,
+                  dt: Optional[float] = None, brownian_dt: Optional[float] = None) -> np.ndarray:
     """Values ``W(ts) - W(ts[0])``, shape ``(T, n_paths, noise_dim)``.
 
     Exactly the path :func:`sdesim.solve` gives path ``i`` for the same ``seed``, ``ts[0]``,

@@ -7,6 +7,8 @@ the compiled time loop (functions you jit yourself are used as they are: give th
 ``inline="always"`` for the same speed).
 """
 
+from typing import Callable, Optional
+
 import numba as nb
 import numpy as np
 from numba.core.dispatcher import Dispatcher
@@ -92,9 +94,11 @@ class SDE:
     used as they are. Time is the SDE's own variable.
     """
 
-    def __init__(self, drift, diffusion, *, dim, noise_dim=None, noise, args=(),
-                 diffusion_derivative=None, diffusion_product=None, drift_and_product=None, projection=None,
-                 state_check=None, name=None):
+    def __init__(self, drift: Callable, diffusion: Callable, *, dim: int, noise_dim: Optional[int] = None,
+                 noise: str, args: tuple = (), diffusion_derivative: Optional[Callable] = None,
+                 diffusion_product: Optional[Callable] = None, drift_and_product: Optional[Callable] = None,
+                 projection: Optional[Callable] = None, state_check: Optional[Callable] = None,
+                 name: Optional[str] = None) -> None:
         if noise not in NOISE_TYPES:
             raise ValueError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
         dim = _positive_int(dim, "dim")
