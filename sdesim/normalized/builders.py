@@ -16,6 +16,7 @@ import numba as nb
 import numpy as np
 
 from ..sde import SDE
+from ._checks import check_bool, check_groups, check_model, check_real, check_weights
 from .schedules import as_schedule, schedule_value
 
 __all__ = ["sgd_sde", "polar_sde", "polar_state", "full_from_polar"]
@@ -45,11 +46,61 @@ def sgd_sde(model, lr, wd):
 
     ``lr``/``wd``: numbers or :class:`~sdesim.normalized.Schedule`. Euler-Maruyama uses the
     matrix-free noise product; the full diffusion (``(d, noise_dim)``) is there for Milstein.
+    :func:`sdesim.solve` refuses initial states with a zero-norm group (the direction, hence the
+    SDE, is undefined there).
     """
+    check_model(model, "sgd_sde")
+    args = _schedule_args(model, lr, wd)
     drift, diffusion, product, both = _cached(model, "sgd", lambda: _sgd_functions(model))
     return SDE(drift, diffusion, dim=model.d, noise_dim=model.noise_dim, noise="general",
-               args=_schedule_args(model, lr, wd), diffusion_product=product, drift_and_product=both,
-               name=f"sgd_sde({model!r})")
+               args=args, diffusion_product=product, drift_and_product=both,
+               state_check=_full_state_check(model), name=f"sgd_sde({model!r})")
+
+
+def _full_state_check(model):
+    offsets = np.asarray(model.group_offsets)
+
+    def state_check(y0s):
+        """Every scale-invariant group of every initial state has a positive, finite squared norm."""
+        check_groups(y0s, offsets, "y0", rows="path")
+
+    return state_check
+
+
+#: |Wbar_j| of a polar initial state must lie in [1/POLAR_NORM_SLACK, POLAR_NORM_SLACK]: plain
+#: Euler-Maruyama lets it drift (by tens of percent over long coarse solves), so a state carried
+#: over from an earlier solve passes, a full-form W or a hand-made state with raw weights does not.
+POLAR_NORM_SLACK = 2.0
+
+
+def _polar_state_check(model):
+    offsets = np.asarray(model.group_offsets)
+    d, k = model.d, model.n_groups
+
+    def state_check(y0s):
+        """Polar initial states: unit-ish directions, ``G_j > 0`` and a positive learning rate."""
+        check_groups(y0s[:, :d], offsets, "y0's direction Wbar", rows="path")
+        for j, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+            r = np.sqrt(np.einsum("ij,ij->i", y0s[:, a:b], y0s[:, a:b]).astype(np.float64))
+            bad = np.flatnonzero((r < 1.0 / POLAR_NORM_SLACK) | (r > POLAR_NORM_SLACK))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"y0's direction Wbar has |Wbar_{j}| = {r[i]:.4g} (path {i}), far from 1; build "
+                                 "polar states with polar_state(w0, lr, model=model)")
+        G = y0s[:, d:d + k]
+        bad = np.argwhere(~(np.isfinite(G) & (G > 0)))
+        if bad.size:
+            i, j = (int(v) for v in bad[0])
+            raise ValueError(f"y0's G_{j} = |W_{j}|^4/eta^2 must be positive and finite, "
+                             f"got {float(G[i, j]):g} (path {i})")
+        eta = y0s[:, d + k]
+        bad = np.flatnonzero(~(np.isfinite(eta) & (eta > 0)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"y0's last entry (the learning rate in force) must be positive, "
+                             f"got {float(eta[i]):g} (path {i})")
+
+    return state_check
 
 
 def _sgd_functions(model):
@@ -106,13 +157,18 @@ def polar_sde(model, lr, wd, *, project=False):
 
     ``project=True`` maps each group of ``Wbar`` back to its unit sphere after every step
     (plain EM lets ``|Wbar_j|`` drift by O(dt) per unit time). Build the initial state with
-    :func:`polar_state`, map back with :func:`full_from_polar`.
+    :func:`polar_state`, map back with :func:`full_from_polar`. :func:`sdesim.solve` refuses
+    initial states with a zero-norm direction group, ``|Wbar_j|`` far from 1, ``G_j <= 0`` or a
+    learning-rate entry ``<= 0``.
     """
-    drift, diffusion, product, on_step = _cached(model, ("polar", bool(project)),
-                                                 lambda: _polar_functions(model, bool(project)))
+    check_model(model, "polar_sde")
+    project = check_bool(project, "project")
+    args = _schedule_args(model, lr, wd)
+    drift, diffusion, product, on_step = _cached(model, ("polar", project),
+                                                 lambda: _polar_functions(model, project))
     return SDE(drift, diffusion, dim=model.d + model.n_groups + 1, noise_dim=model.noise_dim, noise="general",
-               args=_schedule_args(model, lr, wd), diffusion_product=product, projection=on_step,
-               name=f"polar_sde({model!r}, project={project})")
+               args=args, diffusion_product=product, projection=on_step,
+               state_check=_polar_state_check(model), name=f"polar_sde({model!r}, project={project})")
 
 
 def _polar_functions(model, project):
@@ -181,29 +237,43 @@ def _polar_functions(model, project):
 
 
 def _offsets(model, d):
-    return np.array([0, d]) if model is None else np.asarray(model.group_offsets)
+    return np.array([0, d]) if model is None else np.asarray(check_model(model, "the model argument").group_offsets)
 
 
 def polar_state(w0, lr, t0=0.0, model=None):
     """Polar initial state ``(w0_j/|w0_j|, |w0_j|^4/eta^2 for each group j, eta)`` from full
-    parameters ``w0`` (shape (d,) or (P, d)); ``model`` gives the groups (default: one group)."""
-    w0 = np.asarray(w0, dtype=np.float64)
-    eta = float(as_schedule(lr, "lr")(t0))
-    offsets = _offsets(model, w0.shape[-1])
+    parameters ``w0`` (shape (d,) or (P, d)), ``eta = lr(t0)``; ``model`` gives the groups
+    (default: one group). A zero-norm group is refused (its direction is undefined)."""
+    d = (np.shape(w0)[-1] if np.ndim(w0) else 0) if model is None else check_model(model, "polar_state").d
+    w0 = check_weights(w0, d, "w0")
+    eta = float(as_schedule(lr, "lr")(check_real(t0, "t0")))
+    offsets = _offsets(model, d)
+    check_groups(w0, offsets, "w0")
     wbar = np.empty_like(w0)
     G = []
-    for a, b in zip(offsets[:-1], offsets[1:]):
+    for j, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
         r = np.linalg.norm(w0[..., a:b], axis=-1, keepdims=True)
         wbar[..., a:b] = w0[..., a:b] / r
-        G.append(r**4 / eta**2)
+        Gj = r**4 / eta**2
+        if not np.all(np.isfinite(Gj) & (Gj > 0)):
+            raise ValueError(f"G_{j} = |w0_{j}|^4/eta^2 is outside the float64 range for group {j} of w0 "
+                             "(norm too large or too small); rescale w0 (the model is scale-invariant)")
+        G.append(Gj)
     G = np.concatenate(G, axis=-1)
     return np.concatenate([wbar, G, np.full_like(G[..., :1], eta)], axis=-1)
 
 
 def full_from_polar(y, model=None):
     """``W_j = Wbar_j |W_j|`` with ``|W_j| = (G_j eta^2)^{1/4}`` from polar states ``(..., d + k + 1)``;
-    ``model`` gives the groups (default: one group)."""
-    k = 1 if model is None else model.n_groups
+    ``model`` gives the groups (default: one group). Non-finite states (failed paths) map to NaN."""
+    k = 1 if model is None else check_model(model, "full_from_polar").n_groups
+    y = np.asarray(y)
+    if y.dtype.kind not in "iuf":
+        raise TypeError(f"y must be a real array of polar states, got dtype {y.dtype}")
+    need = 3 if model is None else model.d + k + 1
+    if y.ndim < 1 or (y.shape[-1] != need if model is not None else y.shape[-1] < need):
+        raise ValueError(f"y must hold polar states of length {'>= 3' if model is None else need} "
+                         f"(direction, {k} G, eta) in its last axis, got shape {y.shape}")
     d = y.shape[-1] - k - 1
     offsets = _offsets(model, d)
     w = np.array(y[..., :d], dtype=np.float64)

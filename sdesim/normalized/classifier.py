@@ -7,7 +7,9 @@ scale-invariant group. Minibatch noise is exact (see :mod:`.minibatch`).
 import numba as nb
 import numpy as np
 
+from ._checks import check_bool, check_int, check_real
 from ._fastexp import exp_nonpositive
+from .data import check_dataset
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 
 __all__ = ["NormalizedLinearClassifier"]
@@ -145,13 +147,15 @@ class NormalizedLinearClassifier(DataModel):
     """
 
     def __init__(self, data, batch_size=32, replace=False, scale=5.0):
-        if not (np.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be positive, got {scale}")
-        self.data, self.batch_size, self.replace, self.scale = data, int(batch_size), bool(replace), float(scale)
+        data = check_dataset(data, "NormalizedLinearClassifier")
+        self.replace = check_bool(replace, "replace")
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.scale = check_real(scale, "scale", positive=True)
+        self.data = data
         self.p, self.n_classes = data.p, data.n_classes
         self.d = self.p * self.n_classes
         self.group_offsets = np.array([0, self.d], dtype=np.int64)
-        f = noise_factor_scale(data.n, batch_size, replace)
+        f = noise_factor_scale(data.n, self.batch_size, self.replace)
         Y = np.zeros((data.n, data.n_classes))
         Y[np.arange(data.n), data.y] = 1.0
         # params[5]: X in float32, for the single-precision GEMMs of float32 solves

@@ -29,6 +29,7 @@ gradient with respect to ``w`` is ``(M_ij - (M_ij . wn_j) wn_j) / |w_j|`` for gr
 import numba as nb
 import numpy as np
 
+from ._checks import check_int, check_point, check_real
 from .models import normalize_groups, tangent_per_group
 
 __all__ = ["noise_factor_scale", "paired_weights", "make_data_kernels", "make_minibatch_kernel"]
@@ -36,9 +37,9 @@ __all__ = ["noise_factor_scale", "paired_weights", "make_data_kernels", "make_mi
 
 def noise_factor_scale(n, batch_size, replace):
     """``f = sqrt(c / (B n))`` with ``c = 1`` (with replacement) or ``(n - B)/(n - 1)`` (without)."""
-    B = int(batch_size)
+    B = check_int(batch_size, "batch_size")
     if not 1 <= B <= n:
-        raise ValueError(f"batch_size must lie in [1, n = {n}], got {batch_size}")
+        raise ValueError(f"batch_size must lie in [1, n = {n}] (n training samples), got {B}")
     if not replace and B == n:
         raise ValueError("batch_size == n without replacement gives no gradient noise; use a smaller batch")
     c = 1.0 if replace else (n - B) / (n - 1)
@@ -166,15 +167,26 @@ class DataModel:
     """
 
     def _check_w(self, w):
-        w = np.ascontiguousarray(w, dtype=np.float64)
-        if w.shape != (self.d,):
-            raise ValueError(f"w must have shape ({self.d},), got {w.shape}")
-        if not np.all(np.isfinite(w)):
-            raise ValueError("w contains NaN or inf")
-        norms = np.array([np.linalg.norm(w[a:b]) for a, b in zip(self.group_offsets[:-1], self.group_offsets[1:])])
-        if np.any(norms == 0):
-            raise ValueError("a scale-invariant group of w is zero; its direction is undefined")
-        return w
+        return check_point(w, self.d, self.group_offsets)
+
+    def _check_X(self, X):
+        X = np.asarray(X)
+        if X.dtype.kind not in "iuf":
+            raise TypeError(f"X must be a real array, got dtype {X.dtype}")
+        if X.ndim != 2 or X.shape[1] != self.p:
+            raise ValueError(f"X must have shape (m, {self.p}) (bias column included), got {X.shape}")
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X contains NaN or inf")
+        return X
+
+    def _check_labels(self, y, m):
+        y = np.asarray(y)
+        if y.dtype.kind not in "iu" or y.shape != (m,):
+            raise ValueError(f"y must be {m} integer labels (one per row of X), got {y.dtype} of shape {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= self.n_classes):
+            raise ValueError(f"labels must lie in [0, {self.n_classes})")
+        return y
 
     @property
     def n_groups(self):
@@ -190,13 +202,20 @@ class DataModel:
         """Logits ``(m, K)`` on ``X`` (default: the training features)."""
         w = self._check_w(w)
         wn, _ = normalize_groups(w, self.group_offsets)
-        X = self.data.X if X is None else np.ascontiguousarray(X, dtype=np.float64)
+        X = self.data.X if X is None else self._check_X(X)
         return self._logits(wn, self.params, X)
+
+    def _labels(self, X, y):
+        if X is None and y is None:
+            return self.data.y
+        if X is None or y is None:
+            raise ValueError("give both X and y, or neither (the training set)")
+        return self._check_labels(y, np.shape(X)[0])
 
     def sample_losses(self, w, X=None, y=None):
         """Cross-entropy of each sample, shape ``(m,)`` (default: the training set)."""
         z = self.logits(w, X)
-        y = self.data.y if y is None else np.asarray(y)
+        y = self._labels(X, y)
         zmax = z.max(axis=1, keepdims=True)
         lse = zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1))
         return lse - z[np.arange(len(y)), y]
@@ -207,8 +226,8 @@ class DataModel:
 
     def accuracy(self, w, X=None, y=None):
         """Fraction of samples whose largest logit is the label (default: training set)."""
-        y = self.data.y if y is None else np.asarray(y)
-        return float(np.mean(np.argmax(self.logits(w, X), axis=1) == y))
+        z = self.logits(w, X)
+        return float(np.mean(np.argmax(z, axis=1) == self._labels(X, y)))
 
     def grad(self, w):
         """Full-batch gradient ``grad L(w)``, shape ``(d,)``."""
@@ -219,9 +238,10 @@ class DataModel:
     def minibatch_grad(self, w, idx):
         """Mean gradient of the samples ``idx`` (repeats count repeatedly), shape ``(d,)``."""
         w = self._check_w(w)
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
-        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= self.data.n:
+        idx = np.asarray(idx)
+        if idx.dtype.kind not in "iu" or idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= self.data.n:
             raise ValueError(f"idx must be a non-empty 1-d array of sample indices in [0, {self.data.n})")
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
         out = np.empty(self.d)
         self.minibatch_grad_kernel(w, self.params, idx, np.full(idx.size, 1.0 / idx.size), out)
         return out
@@ -251,8 +271,10 @@ class DataModel:
 
     def random_init(self, n_inits=None, norm=1.0, seed=0):
         """Gaussian initial weights with every group of norm ``norm``: ``(d,)`` or ``(n_inits, d)``."""
-        rng = np.random.default_rng(seed)
-        w = rng.normal(size=(1 if n_inits is None else n_inits, self.d))
+        n = 1 if n_inits is None else check_int(n_inits, "n_inits", minimum=1)
+        norm = check_real(norm, "norm", positive=True)
+        rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+        w = rng.normal(size=(n, self.d))
         for a, b in zip(self.group_offsets[:-1], self.group_offsets[1:]):
             w[:, a:b] *= norm / np.linalg.norm(w[:, a:b], axis=1, keepdims=True)
         return w[0] if n_inits is None else w

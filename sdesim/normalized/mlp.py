@@ -10,7 +10,9 @@ each unit has its own norm, effective learning rate and equilibrium.
 import numba as nb
 import numpy as np
 
+from ._checks import check_bool, check_int, check_real
 from .classifier import softmax_residual
+from .data import check_dataset
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 
 __all__ = ["WeightNormMLP"]
@@ -136,18 +138,17 @@ class WeightNormMLP(DataModel):
     """
 
     def __init__(self, data, hidden=8, batch_size=32, replace=False, gain=1.0, scale=5.0, seed=0):
-        hidden = int(hidden)
-        if hidden < 1:
-            raise ValueError(f"hidden must be >= 1, got {hidden}")
-        for name, v in (("gain", gain), ("scale", scale)):
-            if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be positive, got {v}")
-        self.data, self.batch_size, self.replace = data, int(batch_size), bool(replace)
-        self.hidden, self.gain, self.scale = hidden, float(gain), float(scale)
+        data = check_dataset(data, "WeightNormMLP")
+        hidden = check_int(hidden, "hidden", minimum=1)
+        self.replace = check_bool(replace, "replace")
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.gain, self.scale = check_real(gain, "gain", positive=True), check_real(scale, "scale", positive=True)
+        seed = check_int(seed, "seed", minimum=0)
+        self.data, self.hidden = data, hidden
         self.p, self.n_classes = data.p, data.n_classes
         self.d = hidden * self.p
         self.group_offsets = np.arange(0, self.d + 1, self.p, dtype=np.int64)
-        f = noise_factor_scale(data.n, batch_size, replace)
+        f = noise_factor_scale(data.n, self.batch_size, self.replace)
         Y = np.zeros((data.n, data.n_classes))
         Y[np.arange(data.n), data.y] = 1.0
         rng = np.random.default_rng(seed)

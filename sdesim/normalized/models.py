@@ -20,6 +20,8 @@ the data models have ``minibatch_grad_kernel(w, params, idx, c, out)`` (see :mod
 import numba as nb
 import numpy as np
 
+from ._checks import check_int, check_point, check_real
+
 __all__ = ["SphereModel", "group_norms", "normalize_groups"]
 
 
@@ -56,8 +58,16 @@ def tangent_per_group(v, wn, offsets, norms, factor, out):
 
 
 def group_norms(w, offsets):
-    """Norm of each group of ``w`` (shape ``(..., d)`` -> ``(..., k)``)."""
+    """Norm of each group of ``w`` (shape ``(..., d)`` -> ``(..., k)``); ``offsets`` (``(k + 1,)``,
+    from 0 to ``d``, increasing) as in ``model.group_offsets``."""
     w = np.asarray(w)
+    if w.dtype.kind not in "iuf" or w.ndim < 1:
+        raise TypeError(f"w must be a real array of shape (..., d), got dtype {w.dtype} and shape {w.shape}")
+    off = np.asarray(offsets)
+    if (off.dtype.kind not in "iu" or off.ndim != 1 or off.size < 2 or off[0] != 0
+            or off[-1] != w.shape[-1] or np.any(np.diff(off) <= 0)):
+        raise ValueError(f"offsets must be increasing integers from 0 to d = {w.shape[-1]} (model.group_offsets), "
+                         f"got {offsets!r}")
     return np.stack([np.linalg.norm(w[..., a:b], axis=-1) for a, b in zip(offsets[:-1], offsets[1:])], axis=-1)
 
 
@@ -139,6 +149,23 @@ def _sphere_noise_trace(w, params, out):
     out[0] = s * s * (w.size - 1) / (r * r)
 
 
+def _check_H(H, d):
+    """``H`` as a finite symmetric ``(d, d)`` float64 matrix (symmetrised exactly: the gradient
+    kernel uses ``H wbar``, the gradient of ``1/2 wbar^T H wbar`` only for a symmetric ``H``)."""
+    H = np.asarray(H)
+    if H.dtype.kind not in "iuf":
+        raise TypeError(f"H must be a real ({d}, {d}) matrix, got dtype {H.dtype}")
+    if H.shape != (d, d):
+        raise ValueError(f"H must be a symmetric ({d}, {d}) matrix, got shape {H.shape}")
+    H = H.astype(np.float64)
+    if not np.all(np.isfinite(H)):
+        raise ValueError("H contains NaN or inf")
+    asym = float(np.max(np.abs(H - H.T))) if d else 0.0
+    if asym > 1e-10 * max(float(np.max(np.abs(H))), np.finfo(float).tiny):
+        raise ValueError(f"H must be symmetric; max |H - H^T| = {asym:.3g}")
+    return np.ascontiguousarray(0.5 * (H + H.T))
+
+
 class SphereModel:
     """``L(w) = 1/2 wbar^T H wbar`` with isotropic tangent noise ``Sigma(w) = (s^2/|w|^2)(I - wbar wbar^T)``.
 
@@ -150,18 +177,9 @@ class SphereModel:
     n_groups = 1  # one scale-invariant group: the whole vector
 
     def __init__(self, d, s=1.0, H=None):
-        if int(d) < 2:
-            raise ValueError("SphereModel needs d >= 2")
-        if not (np.isfinite(s) and s > 0):
-            raise ValueError(f"s must be positive, got {s}")
-        self.d, self.s = int(d), float(s)
-        if H is None:
-            self.H = np.zeros((0, 0))
-        else:
-            H = np.asarray(H, dtype=np.float64)
-            if H.shape != (d, d) or not np.allclose(H, H.T):
-                raise ValueError(f"H must be a symmetric ({d}, {d}) matrix")
-            self.H = H
+        self.d = check_int(d, "d", minimum=2)
+        self.s = check_real(s, "s", positive=True)
+        self.H = np.zeros((0, 0)) if H is None else _check_H(H, self.d)
         self.params = (self.H, np.array([self.s]))
         self.grad_kernel = _sphere_grad
         self.noise_product_kernel = _sphere_noise_product
@@ -176,24 +194,33 @@ class SphereModel:
         """tr Sigma at the unit sphere: s^2 (d - 1)."""
         return self.s**2 * (self.d - 1)
 
+    def _check_w(self, w):
+        return check_point(w, self.d, self.group_offsets)
+
     def loss(self, w):
+        """``L(w) = 1/2 wbar^T H wbar``."""
+        w = self._check_w(w)
         if self.H.size == 0:
             return 0.0
         wb = w / np.linalg.norm(w)
         return 0.5 * wb @ self.H @ wb
 
     def grad(self, w):
+        """``grad L(w)``, shape ``(d,)``."""
         out = np.empty(self.d)
-        _sphere_grad(np.asarray(w, dtype=np.float64), self.params, out)
+        _sphere_grad(self._check_w(w), self.params, out)
         return out
 
     def noise_cov(self, w):
+        """Sigma(w), ``(d, d)``."""
+        w = self._check_w(w)
         r = np.linalg.norm(w)
         wb = w / r
         return self.s**2 / r**2 * (np.eye(self.d) - np.outer(wb, wb))
 
     def noise_traces(self, w):
         """``[tr Sigma(w)] = [tau / |w|^2]``, shape ``(1,)``."""
+        w = self._check_w(w)
         return np.array([self.tau / np.dot(w, w)])
 
     def __repr__(self):

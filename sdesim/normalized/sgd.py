@@ -21,7 +21,7 @@ with learning rate ``eta/l`` and the gradient ``r1 g' + r2 g''`` of two independ
 ``l Sigma``, so ``l`` sub-steps carry the SDE's ``eta^2 Sigma`` noise per unit time and the
 runs tend to the SDE as ``l -> inf``. ``l = 1`` is plain SGD.
 
-Random numbers are counter-based (:mod:`sdesim._rng`): the draws of sub-step ``s`` of run ``r``
+Random numbers are counter-based (:mod:`sdesim.brownian.rng`): the draws of sub-step ``s`` of run ``r``
 are a function of ``(seed, r, s, draw)`` only, so results do not depend on ``n_threads``, on how
 runs are split, or on ``n_runs`` (run ``r`` is the same in every ensemble that holds it), and
 the same seed gives the same minibatch/noise sequence whatever the rates and the start
@@ -31,16 +31,17 @@ the same seed gives the same minibatch/noise sequence whatever the rates and the
 import math
 import numbers
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from ..plan import check_y0 as _check_y0
 from ..brownian.rng import _counter, normals_range, philox4x32, seed_to_key
+from ..plan import check_y0 as _check_y0
+from ..runners.threads import QUICK_WORK, blas_single_thread, new_stop_flag, run_ranges
+from ._checks import check_bool, check_groups, check_int
 from .minibatch import DataModel
 from .models import SphereModel, normalize_groups
 from .schedules import Schedule, as_schedule, schedule_value
@@ -51,8 +52,11 @@ __all__ = ["run_sgd", "SGDResult", "SGDDivergenceError", "sgd_draws", "svag_coef
 #: second (SVAG) gradient, and minibatch indices of the first and second minibatch.
 TAG_NOISE = (40, 41)
 TAG_BATCH = (42, 43)
-#: Sub-steps per run are counted in the 32-bit cell word of the counter.
+#: Sub-steps per run are counted in the 32-bit cell word of the counter, runs in its path word.
 MAX_SUBSTEPS = 2**32
+MAX_RUNS = 2**32
+#: Sub-steps between two looks at the stop flag (Ctrl-C) within a run (a power of two minus one).
+STOP_POLL = 1023
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
@@ -131,7 +135,9 @@ class SGDResult:
 
 
 def svag_coefficients(l):
-    """``(r1, r2) = ((1 + sqrt(2l - 1))/2, (1 - sqrt(2l - 1))/2)``: ``r1 + r2 = 1``, ``r1^2 + r2^2 = l``."""
+    """``(r1, r2) = ((1 + sqrt(2l - 1))/2, (1 - sqrt(2l - 1))/2)``: ``r1 + r2 = 1``, ``r1^2 + r2^2 = l``
+    (``l`` an integer >= 1)."""
+    l = _check_svag(l)
     s = math.sqrt(2.0 * l - 1.0)
     return 0.5 * (1.0 + s), 0.5 * (1.0 - s)
 
@@ -140,7 +146,7 @@ def svag_coefficients(l):
 @nb.njit(cache=True)
 def _fill_normals(k0, k1, tag, count, cell, path, out):
     """Standard normals ``0..count-1`` of counter block (tag, cell, path) into ``out`` (one
-    compiled copy of :func:`sdesim._rng.normals_range`, shared by every caller)."""
+    compiled copy of :func:`sdesim.brownian.rng.normals_range`, shared by every caller)."""
     normals_range(k0, k1, tag, 0, count, cell, path, out)
 
 
@@ -362,16 +368,20 @@ def _update(w, v, g, es, lam, mom):
 
 
 def _build_kernel(alloc, stoch_grad, evaluate):
-    """One compiled loop for every model kind: runs ``lo..hi-1``, steps in a compiled loop."""
+    """One compiled loop for every model kind: runs ``lo..hi-1``, steps in a compiled loop.
+    Returns early (results unused) once ``stop[0] != 0``: checked before each run, every
+    ``STOP_POLL + 1`` sub-steps and after each full-data evaluation."""
 
     @nb.njit(nogil=True)
     def kernel(w0s, l, r1, r2, mom, rec, lrT, lrV, wdT, wdV, k0, k1, params, info, offsets, ev,
-               do_eval, store_iter, norms, eta_eff, angle, loss, acc, tacc, iters, fail, lo, hi):
+               do_eval, store_iter, norms, eta_eff, angle, loss, acc, tacc, iters, fail, stop, lo, hi):
         d = w0s.shape[1]
         T = rec.size
         per_run = w0s.shape[0] > 1
         two = l > 1
         for run in range(lo, hi):
+            if stop[0] != 0:  # Ctrl-C (sdesim._threads)
+                return
             w = w0s[run if per_run else 0].copy()
             v = np.zeros(d)
             g = np.empty(d)
@@ -388,6 +398,8 @@ def _build_kernel(alloc, stoch_grad, evaluate):
                             prev[i] = w[i]
                     for s in range(l):
                         sub = k * l + s
+                        if (sub & STOP_POLL) == STOP_POLL and stop[0] != 0:
+                            return
                         t = sub / l
                         eta = schedule_value(t, lrT, lrV)
                         lam = schedule_value(t, wdT, wdV)
@@ -406,6 +418,8 @@ def _build_kernel(alloc, stoch_grad, evaluate):
                                  offsets, store_iter, norms, eta_eff, angle, iters)
                 if do_eval:
                     loss[q, run], acc[q, run], tacc[q, run] = evaluate(w, params, ev)
+                    if stop[0] != 0:  # a record can cost a pass over the data: look after each
+                        return
                 q += 1
 
     return kernel
@@ -484,6 +498,9 @@ def run_sgd(model, lr, wd, w0, record_steps, *, n_runs=None, seed=0, momentum=0.
         with ``failed``/``failed_at`` set and the failed runs' records NaN from there on).
     n_threads : worker threads (default: CPU count). Results are bitwise independent of it.
     progress : progress bar over blocks of runs.
+
+    Ctrl-C stops the runs within about a second (``KeyboardInterrupt``; nothing is returned and
+    the process stays usable).
     """
     kind, _, _, _, _, kernel = _pieces(model)
     lr_s, wd_s = as_schedule(lr, "lr"), as_schedule(wd, "wd")
@@ -494,9 +511,7 @@ def run_sgd(model, lr, wd, w0, record_steps, *, n_runs=None, seed=0, momentum=0.
         raise ValueError("SVAG is implemented for plain SGD only; use momentum=0 with svag > 1")
     _check_decay(lr_s, wd_s, l, int(rec[-1]))
     w0s, R = _check_w0(model, w0, n_runs)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
-    k0, k1 = seed_to_key(seed)
+    k0, k1 = seed_to_key(_check_seed(seed))
     if on_nonfinite not in ("raise", "flag"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
     n_threads = (os.cpu_count() or 1) if n_threads is None else n_threads
@@ -504,13 +519,14 @@ def run_sgd(model, lr, wd, w0, record_steps, *, n_runs=None, seed=0, momentum=0.
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
     if int(rec[-1]) * l >= MAX_SUBSTEPS:
         raise ValueError(f"record_steps[-1] * svag must be below 2**32 sub-steps, got {int(rec[-1]) * l}")
+    store_iter = check_bool(record_iterate, "record_iterate")
+    do_eval = check_bool(record_loss, "record_loss")
+    progress = check_bool(progress, "progress")
 
     r1, r2 = svag_coefficients(l)
     T, k, d = rec.size, model.n_groups, model.d
-    do_eval = bool(record_loss)
     has_acc = do_eval and kind == "data"
     has_test = has_acc and model.data.y_test.size > 0
-    store_iter = bool(record_iterate)
     norms = np.empty((T, R, k))
     eta_eff = np.empty((T, R, k))
     angle = np.empty((T, R, k))
@@ -522,13 +538,14 @@ def run_sgd(model, lr, wd, w0, record_steps, *, n_runs=None, seed=0, momentum=0.
     offsets = np.ascontiguousarray(model.group_offsets, dtype=np.int64)
     fixed = (w0s, np.int64(l), float(r1), float(r2), float(mom), rec, lr_s.times, lr_s.values,
              wd_s.times, wd_s.values, k0, k1, tuple(model.params), _info(model, kind), offsets,
-             _eval_args(model, kind), do_eval, store_iter, norms, eta_eff, angle, loss, acc, tacc, iters, fail)
+             _eval_args(model, kind), do_eval, store_iter, norms, eta_eff, angle, loss, acc, tacc, iters, fail,
+             new_stop_flag())
 
     t_c = time.perf_counter()
     kernel(*fixed, np.int64(0), np.int64(0))  # compiles for these types (no run is made)
     compile_s = time.perf_counter() - t_c
     t_r = time.perf_counter()
-    _run_parallel(kernel, fixed, R, int(n_threads), progress)
+    _run_parallel(kernel, fixed, R, int(n_threads), progress, _work(model, kind, R, int(rec[-1]) * l, T, do_eval))
     run_s = time.perf_counter() - t_r
 
     res = SGDResult(steps=rec.copy(), norms=norms, eta_eff=eta_eff, angle=angle,
@@ -545,31 +562,46 @@ def run_sgd(model, lr, wd, w0, record_steps, *, n_runs=None, seed=0, momentum=0.
     return res
 
 
-def _run_parallel(kernel, fixed, R, n_threads, progress):
-    """Runs ``0..R-1`` in pieces on a thread pool (the kernel releases the GIL), BLAS held to one
-    thread meanwhile (the data models' full-data evaluation calls ``np.dot``)."""
-    n_threads = max(1, min(n_threads, R))
-    n_pieces = min(R, 4 * n_threads if n_threads > 1 else (64 if progress else 1))
-    bounds = np.linspace(0, R, n_pieces + 1).round().astype(np.int64)
-    bar = None
+def _work(model, kind, R, n_sub, T, do_eval):
+    """Work units of a call, in :data:`sdesim._threads.QUICK_WORK`'s scale: per sub-step the
+    gradient and noise (sphere: ``d + noise_dim``, plus ``d^2`` with an ``H``; data models:
+    ``2 B d``), per record a full-data pass when the loss is recorded. Conservative: a call of
+    ``QUICK_WORK`` units measured 0.01-0.03 s."""
+    d = model.d
+    if kind == "data":
+        step = 2 * model.batch_size * d
+        record = (model.data.n + model.data.y_test.size) * d if do_eval else d
+    else:
+        step = d + model.noise_dim + (d * d if model.H.size else 0)
+        record = step
+    return float(R) * (float(n_sub) * step + float(T) * record)
+
+
+def _run_parallel(kernel, fixed, R, n_threads, progress, work):
+    """Runs ``0..R-1`` on :func:`sdesim._threads.run_ranges` (the kernel releases the GIL and polls
+    the stop flag, the last of ``fixed``), BLAS held to one thread meanwhile (the data models'
+    full-data evaluation calls ``np.dot``). A short call (``work < QUICK_WORK``) lets the calling
+    thread work too; a long one keeps it free to take Ctrl-C."""
+    tick = bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=R, desc="SGD runs", unit="run")
-    with threadpool_limits(limits=1, user_api="blas"):
-        if n_threads == 1:
-            for i in range(n_pieces):
-                kernel(*fixed, bounds[i], bounds[i + 1])
-                if bar is not None:
-                    bar.update(int(bounds[i + 1] - bounds[i]))
-        else:
-            with ThreadPoolExecutor(max_workers=n_threads) as pool:
-                futures = [pool.submit(kernel, *fixed, bounds[i], bounds[i + 1]) for i in range(n_pieces)]
-                for i, f in enumerate(futures):
-                    f.result()
-                    if bar is not None:
-                        bar.update(int(bounds[i + 1] - bounds[i]))
-    if bar is not None:
-        bar.close()
+        lock = threading.Lock()
+
+        def tick(n):  # called from the worker threads
+            with lock:
+                bar.update(n)
+    stop = fixed[-1]
+
+    def call(lo, hi):
+        kernel(*fixed, np.int64(lo), np.int64(hi))
+
+    try:
+        with blas_single_thread():
+            run_ranges(call, R, n_threads, stop, quick=work < QUICK_WORK, progress=tick)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def sgd_draws(model, seed, run, substep, *, svag=1):
@@ -582,7 +614,9 @@ def sgd_draws(model, seed, run, substep, *, svag=1):
     """
     kind, alloc, draws, _, _, _ = _pieces(model)
     l = _check_svag(svag)
-    k0, k1 = seed_to_key(seed)
+    k0, k1 = seed_to_key(_check_seed(seed))
+    run = check_int(run, "run", minimum=0, maximum=MAX_RUNS - 1)
+    substep = check_int(substep, "substep", minimum=0, maximum=MAX_SUBSTEPS - 1)
     info = _info(model, kind)
     ws = alloc(info)
     draws(k0, k1, np.int64(run), np.int64(substep), l > 1, info, ws)
@@ -593,17 +627,26 @@ def sgd_draws(model, seed, run, substep, *, svag=1):
 
 
 # ----------------------------------------------------------------------------- validation
+def _check_seed(seed):
+    seed = seed[()] if isinstance(seed, np.ndarray) and seed.ndim == 0 else seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def _check_record_steps(steps):
     arr = np.asarray(steps)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"record_steps must be a non-empty 1-d array of steps, got shape {arr.shape}")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise ValueError("record_steps must hold integers")
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"record_steps must hold integers, got dtype {arr.dtype}")
     if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
         raise ValueError("record_steps must hold integers (steps), not fractions, NaN or inf")
+    if np.any(arr < 0):
+        raise ValueError(f"record_steps must be non-negative, got {arr[np.argmax(arr < 0)]}")
+    if np.any(arr >= MAX_SUBSTEPS):  # before the cast to int64, which would wrap
+        raise ValueError(f"record_steps must be below 2**32 (steps are counted in 32 bits), got {arr.max()}")
     arr = arr.astype(np.int64)
-    if arr[0] < 0:
-        raise ValueError(f"record_steps must be non-negative, got {arr[0]}")
     if np.any(np.diff(arr) <= 0):
         i = int(np.flatnonzero(np.diff(arr) <= 0)[0])
         raise ValueError(f"record_steps must be strictly increasing; record_steps[{i}]={arr[i]} >= "
@@ -612,13 +655,15 @@ def _check_record_steps(steps):
 
 
 def _check_svag(svag):
-    if isinstance(svag, bool) or not isinstance(svag, numbers.Integral) or svag < 1:
+    svag = svag[()] if isinstance(svag, np.ndarray) and svag.ndim == 0 else svag
+    if isinstance(svag, (bool, np.bool_)) or not isinstance(svag, numbers.Integral) or svag < 1:
         raise ValueError(f"svag must be an integer >= 1, got {svag!r}")
     return int(svag)
 
 
 def _check_momentum(a):
-    if isinstance(a, bool) or not isinstance(a, numbers.Real) or not (0.0 <= a < 1.0):
+    a = a[()] if isinstance(a, np.ndarray) and a.ndim == 0 else a
+    if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Real) or not (0.0 <= a < 1.0):
         raise ValueError(f"momentum must lie in [0, 1), got {a!r}")
     return float(a)
 
@@ -636,8 +681,5 @@ def _check_decay(lr, wd, l, last):
 
 def _check_w0(model, w0, n_runs):
     w0s, R = _check_y0(w0, model.d, n_runs, np.float64, name="w0", count="n_runs", owner="the model has d")
-    off = model.group_offsets
-    for a, b in zip(off[:-1], off[1:]):
-        if np.any(np.linalg.norm(w0s[:, a:b], axis=1) == 0):
-            raise ValueError("a scale-invariant group of w0 is zero; its direction is undefined")
+    check_groups(w0s, model.group_offsets, "w0", rows="run")
     return w0s, int(R)

@@ -122,7 +122,9 @@ class blas_single_thread:
     def __enter__(self):
         with _BLAS_LOCK:
             if _BLAS["depth"] == 0:
+                _release_openblas()
                 _BLAS["limiter"] = _controller().limit(limits=1, user_api="blas")
+                _release_openblas()
             _BLAS["depth"] += 1
         return self
 
@@ -131,8 +133,22 @@ class blas_single_thread:
             _BLAS["depth"] -= 1
             if _BLAS["depth"] == 0:
                 limiter, _BLAS["limiter"] = _BLAS["limiter"], None
+                _release_openblas()
                 limiter.restore_original_limits()
+                _release_openblas()
         return False
+
+
+def _release_openblas():
+    """threadpoolctl >= 3.8 lets only the thread that first set an OpenBLAS limit change it again;
+    the last caller to leave may be another thread, so control is released around every change."""
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:  # older threadpoolctl: any thread may set the limit
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 def _controller():
