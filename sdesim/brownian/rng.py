@@ -20,7 +20,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["philox4x32", "seed_to_key", "normal_at", "normals_range", "TAG_BITS", "bits_as_float", "float_as_bits"]
+__all__ = ["philox4x32", "seed_to_key", "normal_at", "normals_range", "TAG_BITS", "TAG_CELL", "TAG_LEAF", "TAG_SGD_NOISE", "TAG_SGD_BATCH", "bits_as_float", "float_as_bits"]
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -31,6 +31,13 @@ _S32 = np.uint64(32)
 
 #: bits 0-5 of counter word 0 hold the tag, bits 6-12 the retry number, bit 13 the half.
 TAG_BITS = 6
+#: Every counter tag in use, in one table (a tag keeps streams of different purposes apart):
+#: 0 cell increments, 1..32 the Brownian tree's levels, 33 leaf bridges (sdesim.brownian.tree);
+#: 40/41 the Gaussian gradient noise of discrete SGD (first and second SVAG gradient) and
+#: 42/43 its minibatch indices (sdesim.normalized.sgd_random).
+TAG_CELL, TAG_LEAF = 0, 33
+TAG_SGD_NOISE = (40, 41)
+TAG_SGD_BATCH = (42, 43)
 _RETRY_SHIFT = np.uint64(6)
 _HALF_SHIFT = np.uint64(13)
 _HIGH_SHIFT = np.uint64(14)

@@ -2,9 +2,9 @@
 
 The random numbers are those of the CPU backend, computed the same way on the device: Philox4x32-10
 keyed by the seed, counter ``(tag | high index bits, index >> 1, cell, path)``, and the 256-layer
-ziggurat of :mod:`sdesim._rng` (tables copied to shared memory by each block). A solve whose
+ziggurat of :mod:`sdesim.brownian.rng` (tables copied to shared memory by each block). A solve whose
 ``brownian_dt`` equals ``dt`` takes the step ``n`` increments from the root of Brownian cell ``n``
-(tag 0, normal number ``c`` for component ``c``), exactly as :func:`sdesim.brownian.fill_cell`
+(tag 0, normal number ``c`` for component ``c``), exactly as :func:`sdesim.brownian.tree.fill_cell`
 does; with ``brownian_dt = 2**k dt`` each step's end point is found by bisecting the same tree
 (up to ``k`` more normals per component and step, no buffer). So the GPU sees the CPU's Brownian path.
 
@@ -37,7 +37,7 @@ _R = float(_ZR)
 @cuda.jit(device=True)
 def philox(c0, c1, c2, c3, k0, k1):
     """Philox4x32-10 on uint32 words; the 128 bits as two uint64 words ``(c1:c0, c3:c2)``
-    (the word order of :func:`sdesim._rng.philox4x32`). 32x32 -> 64-bit products."""
+    (the word order of :func:`sdesim.brownian.rng.philox4x32`). 32x32 -> 64-bit products."""
     for _ in range(10):
         p0 = np.uint64(c0) * _M0
         p1 = np.uint64(c2) * _M1
@@ -59,7 +59,7 @@ def _unit(u):
 
 @cuda.jit(device=True)
 def _ziggurat_slow(bits, k0, k1, c0, c1, c2, c3, half, zk, zw, zf):
-    """The rejection branch of :func:`sdesim._rng._ziggurat_slow`, number for number."""
+    """The rejection branch of :func:`sdesim.brownian.rng._ziggurat_slow`, number for number."""
     retry = np.int64(1)
     while True:
         idx = bits & _B8
@@ -123,7 +123,7 @@ def normal_pair(k0, k1, tag, pair, cellw, pathw, zk, zw, zf):
 
 @cuda.jit(device=True)
 def normal_at(k0, k1, tag, index, cellw, pathw, zk, zw, zf):
-    """The normal ``(tag, index)`` of a cell and path: :func:`sdesim._rng.normal_at` on the device."""
+    """The normal ``(tag, index)`` of a cell and path: :func:`sdesim.brownian.rng.normal_at` on the device."""
     pair = np.int64(index) >> 1
     c0 = _counter0(tag, pair)
     c1 = np.uint32(pair & 0xFFFFFFFF)
@@ -156,7 +156,7 @@ def tables():
 
 
 def seed_words(k0, k1):
-    """The uint64 key words of :func:`sdesim._rng.seed_to_key` as the uint32 the kernels take."""
+    """The uint64 key words of :func:`sdesim.brownian.rng.seed_to_key` as the uint32 the kernels take."""
     return np.uint32(int(k0) & 0xFFFFFFFF), np.uint32(int(k1) & 0xFFFFFFFF)
 
 

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from ..brownian.rng import seed_to_key
 from ..brownian.tree import sd_table
 from ..plan import make_plan
 from ..runners.kernel import CHUNK

@@ -9,7 +9,7 @@ so results are bitwise independent of the number of threads and of how paths are
 
 Speed: the scheme's step, and through it the SDE's functions (compiled with
 ``inline="always"``), are inlined into the kernel at Numba's IR level, so a step makes no
-function calls. Inside the loop every array is a borrowed view (:mod:`sdesim._borrow`): binding
+function calls. Inside the loop every array is a borrowed view (:mod:`sdesim.runners.borrow`): binding
 arrays to the inlined functions' parameters does no atomic reference counting. With one step
 per Brownian cell and every save time on the step grid (the common case), the increment of
 step ``n`` is drawn directly as the root of cell ``n`` and no Brownian tree is kept. Divisions
@@ -136,7 +136,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
         for q in range(n_save):
             if save_pos[q] >= 0.0:
                 one_step_cells = False
-        # inside the loop, arrays are borrowed views (see sdesim._borrow): binding them to the
+        # inside the loop, arrays are borrowed views (see sdesim.runners.borrow): binding them to the
         # inlined functions' parameters does no atomic reference counting
         args_ = borrowed(args)
         for ch in range(ch_lo, min(ch_hi, n_chunks)):
@@ -148,7 +148,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
             # w_cell: W at the start of the current cell; w_rel: W now, relative to the cell start
             buf, z, w_cell, w_rel, w_to, wl, wr = borrowed(own64)
             for p in range(ch * chunk, min(n_paths, (ch + 1) * chunk)):
-                if stop[0] != 0:  # Ctrl-C (sdesim._threads): the results are not used
+                if stop[0] != 0:  # Ctrl-C (sdesim.runners.threads): the results are not used
                     return
                 path = path0 + p
                 src = p if per_path_y0 else 0
