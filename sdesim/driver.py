@@ -62,11 +62,14 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":  # numba.cuda is imported only when asked for; the same plan, run on the GPU
+        from .cuda import solve as solve_cuda
+        return solve_cuda(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
+                          save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
+                          reduce=reduce, functional=functional, functional_dim=functional_dim,
+                          on_nonfinite=on_nonfinite, progress=progress, n_threads=n_threads, debug=debug)
     plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
                      save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
                      reduce=reduce, functional=functional, functional_dim=functional_dim,
                      on_nonfinite=on_nonfinite, n_threads=n_threads, debug=debug)
-    if device == "cuda":
-        from .cuda import run_cuda  # numba.cuda is imported only when asked for
-        return run_cuda(plan, progress=progress)
     return run_cpu(plan, progress=progress)

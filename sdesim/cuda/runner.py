@@ -89,7 +89,7 @@ def _explain(msg):
 def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float64",
           save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
           functional=None, functional_dim=None, on_nonfinite="raise", progress=False,
-          n_threads=None, threads_per_block=None, grid_threads=None):
+          n_threads=None, threads_per_block=None, grid_threads=None, debug=None):
     """:func:`sdesim.solve` on a CUDA GPU (same arguments, same :class:`~sdesim.Solution`).
 
     ``n_threads`` and ``progress`` are ignored. Launch tuning, results do not depend on it:
@@ -106,7 +106,7 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
                      save_brownian=save_brownian, brownian_dt=brownian_dt, reduce=reduce,
                      functional=functional, functional_dim=functional_dim, on_nonfinite=on_nonfinite,
-                     n_threads=n_threads, debug=False)
+                     n_threads=n_threads, debug=debug)
     return run_cuda(plan, threads_per_block=threads_per_block, grid_threads=grid_threads)
 
 
