@@ -25,7 +25,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
-from sdesim import sweep  # noqa: E402
+from sdesim.app import sweep  # noqa: E402
 from sdesim.app._io import OutputError  # noqa: E402
 from sdesim.app.sweep import check_point, load_point, plan, point_status, sweep_config  # noqa: E402
 
