@@ -55,10 +55,10 @@ def _null_drift(t, y, args, out):
         out[i] = -0.1 * y[i]
 
 
-def _no_diffusion(t, y, args, out):  # (Euler uses the product below)
+def _identity_diffusion(t, y, args, out):  # g = I (Euler uses the product below, g dW = dW)
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
-            out[i, j] = 0.0
+            out[i, j] = 1.0 if i == j else 0.0
 
 
 def _dw_itself(t, y, args, dB, out):
@@ -80,7 +80,7 @@ def profile(d, paths, steps, repeats, n_threads):
     k0, k1 = seed_to_key(3)
     reps = max(1, 2_000_000 // d)
     bits, out = np.empty(d + 1, np.uint64), np.empty(d)
-    null = sdesim.SDE(_null_drift, _no_diffusion, dim=d, noise_dim=d, noise="general",
+    null = sdesim.SDE(_null_drift, _identity_diffusion, dim=d, noise_dim=d, noise="general",
                       diffusion_product=_dw_itself, name="null")
     sphere = sgd_sde(SphereModel(d), 0.1, 1e-3)
     w0 = np.full(d, 1.0)
