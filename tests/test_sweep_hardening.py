@@ -61,6 +61,7 @@ fake = _ns["fake"]
 DRIVER = FAKE + '''
 import json, os, sys, time
 import sdesim.app.sweep as sw
+import sdesim.app.sweep_store
 from dask.distributed import Client, LocalCluster
 
 def compute(spec):
@@ -72,7 +73,7 @@ def compute(spec):
 if __name__ == "__main__":
     sw._compute = compute
     with open(os.environ["SWEEP_VERSIONS"]) as f:  # (as the test process found them: no git call each run)
-        sw._VERSIONS = json.load(f)
+        sdesim.app.sweep_store._VERSIONS = json.load(f)
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cl, \\
             Client(cl) as c:
         print("ready", flush=True)
