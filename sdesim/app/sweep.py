@@ -35,6 +35,8 @@ answer within ``connect_timeout`` :class:`TimeoutError`, a cluster without worke
 (its points are not recorded as failed). Ctrl-C (KeyboardInterrupt) stops the sweep within about a
 second: the point being written is finished (its .npz and JSON both or neither), the others are
 dropped, the local workers killed, the claims released, and the exception propagates.
+
+The results folder is kept by :mod:`.sweep_store`, the Dask side by :mod:`.sweep_cluster`.
 """
 
 import asyncio
