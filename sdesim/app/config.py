@@ -52,6 +52,7 @@ import re
 import reprlib
 
 from ..solvers import SOLVERS
+from .models import CONFIG_MODELS, DIGITS_DATA, MIXTURE_DATA
 
 try:
     import tomllib
@@ -112,19 +113,8 @@ _NOT_GIVEN = object()
 
 RATE_FORM = "a positive number or a table {values = [positive numbers], times = [increasing numbers]}"
 
-_DIGITS_DATA = {"test_fraction": ("fraction", 0.25), "split_seed": ("seed", 0)}
-_MIXTURE_DATA = {"n": ("int>=2", 200), "dim": ("int>=1", 5), "n_classes": ("int>=2", 3),
-                 "separation": ("positive", 2.0), "n_test": ("int>=0", 0), "data_seed": ("seed", 0)}
-_BATCH = {"batch_size": ("int>=1", 32), "replace": ("bool", False), "scale": ("positive", 5.0)}
-
-#: model name -> {parameter: (kind, default)}
-MODEL_KEYS = {
-    "sphere": {"d": ("int>=2", 10), "s": ("positive", 1.0), "h_diag": ("floats", None)},
-    "digits": {**_BATCH, **_DIGITS_DATA},
-    "mixture": {**_BATCH, **_MIXTURE_DATA},
-    "mlp": {**_BATCH, "data": (("digits", "mixture"), "digits"), "hidden": ("int>=1", 8),
-            "gain": ("positive", 1.0), "top_seed": ("seed", 0), **_DIGITS_DATA, **_MIXTURE_DATA},
-}
+#: model name -> {parameter: (kind, default)}, from the model registry (:mod:`.models`)
+MODEL_KEYS = {name: spec.keys for name, spec in CONFIG_MODELS.items()}
 
 _KIND_TEXT = {"int>=0": "a non-negative integer", "int>=1": "a positive integer", "int>=2": "an integer >= 2",
               "seed": "a non-negative integer", "positive": "a positive number",
@@ -239,21 +229,19 @@ def check_model(v, key="model"):
     if not isinstance(name, str) or name not in MODEL_KEYS:
         raise ConfigError(f"{key}.name", "one of " + ", ".join(repr(n) for n in MODEL_KEYS), name)
     schema = MODEL_KEYS[name]
-    if name == "mlp":  # the data set's own parameters only
-        data = _check_kind(f"{key}.data", v.get("data", "digits"), schema["data"][0])
-        other = _MIXTURE_DATA if data == "digits" else _DIGITS_DATA
+    if "data" in schema:  # a choice of data set: that data set's own parameters only
+        data = _check_kind(f"{key}.data", v.get("data", schema["data"][1]), schema["data"][0])
+        other = MIXTURE_DATA if data == "digits" else DIGITS_DATA
         schema = {k: s for k, s in schema.items() if k not in other}
     _unknown(key, v, ("name",) + tuple(schema))
     out = {"name": name}
     for k, (kind, default) in schema.items():
         out[k] = default if k not in v else _check_kind(f"{key}.{k}", v[k], kind)
-    if name == "sphere" and out["h_diag"] is not None and len(out["h_diag"]) != out["d"]:
-        raise ConfigError(f"{key}.h_diag", f"an array of {_show(out['d'])} numbers (one per dimension d)",
-                          out["h_diag"])
-    if name in ("mixture", "mlp") and out.get("data", "mixture") == "mixture":
-        if out["batch_size"] > out["n"] or (not out["replace"] and out["batch_size"] == out["n"]):
-            raise ConfigError(f"{key}.batch_size", f"an integer in [1, n = {_show(out['n'])}) (or <= n with "
-                              "replace = true)", out["batch_size"])
+    check = CONFIG_MODELS[name].check
+    if check is not None:
+        def fail(k, expected, got):
+            raise ConfigError(f"{key}.{k}", expected, got)
+        check(out, fail)
     return out
 
 
@@ -370,8 +358,7 @@ def _check_size(spec, key="paths"):
     """Refuse to store more than MAX_STORE_BYTES: of paths (store = "paths"), or of the
     per-save-time mean and variance (store = "mean", which also bounds the model's size)."""
     m = spec["model"]
-    d = {"sphere": lambda: m["d"], "digits": lambda: 650, "mixture": lambda: (m["dim"] + 1) * m["n_classes"],
-         "mlp": lambda: m["hidden"] * (65 if m["data"] == "digits" else m["dim"] + 1)}[m["name"]]()
+    d = CONFIG_MODELS[m["name"]].dim(m)
     T = spec["save_times"]["num"] if isinstance(spec["save_times"], dict) else len(spec["save_times"])
     if spec["store"] == "paths" and T * spec["paths"] * (d + 8) * 8 > MAX_STORE_BYTES:
         raise ConfigError(key, f"at most {MAX_STORE_BYTES >> 30} GiB of stored paths (here {T} save times x "

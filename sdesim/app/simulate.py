@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from .models import CONFIG_MODELS
 from ._io import probe_output_file, write_json_atomic, write_npz_atomic
 from .config import ConfigError, check_simulation, load_toml, point_hash, save_times_array
 
@@ -28,25 +29,7 @@ def build_model(m):
     key = json.dumps(m, sort_keys=True)
     if key in _MODELS:
         return _MODELS[key]
-    from ..normalized import (NormalizedLinearClassifier, SphereModel, WeightNormMLP, gaussian_mixture,
-                             load_digits)
-
-    def data(name):
-        if name == "digits":
-            return load_digits(test_fraction=m["test_fraction"], seed=m["split_seed"])
-        return gaussian_mixture(n=m["n"], dim=m["dim"], n_classes=m["n_classes"], separation=m["separation"],
-                                n_test=m["n_test"], seed=m["data_seed"])
-
-    name = m["name"]
-    if name == "sphere":
-        H = None if m["h_diag"] is None else np.diag(m["h_diag"])
-        model = SphereModel(m["d"], s=m["s"], H=H)
-    elif name in ("digits", "mixture"):
-        model = NormalizedLinearClassifier(data(name), batch_size=m["batch_size"], replace=m["replace"],
-                                           scale=m["scale"])
-    else:
-        model = WeightNormMLP(data(m["data"]), hidden=m["hidden"], batch_size=m["batch_size"],
-                              replace=m["replace"], gain=m["gain"], scale=m["scale"], seed=m["top_seed"])
+    model = CONFIG_MODELS[m["name"]].build(m)
     _MODELS[key] = model
     return model
 

@@ -4,13 +4,14 @@ schedules, closed-form theory and discrete SGD (Li, Lyu & Arora 2020). Time is i
 from . import theory
 from .builders import full_from_polar, polar_sde, polar_state, sgd_sde
 from .classifier import NormalizedLinearClassifier
+from .contract import ScaleInvariantModel
 from .data import Dataset, gaussian_mixture, load_digits
 from .mlp import WeightNormMLP
 from .models import SphereModel, group_norms
 from .schedules import Schedule
 from .sgd import SGDDivergenceError, SGDResult, run_sgd, sgd_draws, svag_coefficients
 
-__all__ = ["SphereModel", "NormalizedLinearClassifier", "WeightNormMLP", "Dataset", "load_digits",
+__all__ = ["ScaleInvariantModel", "SphereModel", "NormalizedLinearClassifier", "WeightNormMLP", "Dataset", "load_digits",
            "gaussian_mixture", "group_norms", "Schedule", "sgd_sde", "polar_sde", "polar_state",
            "full_from_polar", "theory", "run_sgd", "SGDResult", "SGDDivergenceError", "sgd_draws",
            "svag_coefficients"]

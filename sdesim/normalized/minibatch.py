@@ -166,6 +166,8 @@ class DataModel:
     the four kernels, ``_raw_samples`` and ``_logits(wn, params, X)`` (compiled).
     """
 
+    sgd_kind = "data"  # discrete SGD draws real minibatches (see normalized.contract)
+
     def _check_w(self, w):
         return check_point(w, self.d, self.group_offsets)
 

@@ -175,6 +175,7 @@ class SphereModel:
     """
 
     n_groups = 1  # one scale-invariant group: the whole vector
+    sgd_kind = "gaussian"  # discrete SGD: g = grad L + S z (see normalized.contract)
 
     def __init__(self, d, s=1.0, H=None):
         self.d = check_int(d, "d", minimum=2)

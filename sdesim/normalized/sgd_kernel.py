@@ -4,8 +4,7 @@ gradient, evaluation) and the time loop with its geometry records and stop flag 
 import numba as nb
 import numpy as np
 
-from .minibatch import DataModel
-from .models import SphereModel, normalize_groups
+from .models import normalize_groups
 from .schedules import schedule_value
 from .sgd_random import TAG_BATCH, TAG_NOISE, _draw_batch, _fill_normals
 
@@ -253,15 +252,17 @@ def _build_kernel(alloc, stoch_grad, evaluate):
 
 
 _CACHE = {}
+#: the pieces of each sgd_kind (sdesim.normalized.contract.SGD_KINDS)
+_PIECES = {"gaussian": _gaussian_pieces, "data": _data_pieces}
 
 
 def _kind(model):
-    if isinstance(model, DataModel) and hasattr(model, "minibatch_grad_kernel"):
-        return "data"
-    if isinstance(model, SphereModel):
-        return "gaussian"
-    raise TypeError(f"run_sgd supports SphereModel and the data models (NormalizedLinearClassifier, "
-                    f"WeightNormMLP), got {type(model).__name__}")
+    """How discrete SGD draws the model's gradient: its declared ``sgd_kind`` (normalized.contract)."""
+    kind = getattr(model, "sgd_kind", None)
+    if kind not in _PIECES:
+        raise TypeError(f"run_sgd supports scale-invariant models declaring sgd_kind in {tuple(_PIECES)} "
+                        f"(SphereModel, NormalizedLinearClassifier, WeightNormMLP), got {type(model).__name__}")
+    return kind
 
 
 def _pieces(model):
@@ -272,7 +273,7 @@ def _pieces(model):
     else:
         key = (kind, model.grad_kernel, model.noise_product_kernel, model.loss_kernel)
     if key not in _CACHE:
-        alloc, draws, stoch_grad, evaluate = (_data_pieces if kind == "data" else _gaussian_pieces)(model)
+        alloc, draws, stoch_grad, evaluate = _PIECES[kind](model)
         _CACHE[key] = (kind, alloc, draws, stoch_grad, evaluate, _build_kernel(alloc, stoch_grad, evaluate))
     return _CACHE[key]
 
