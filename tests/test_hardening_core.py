@@ -2,7 +2,6 @@
 matrix-free product, flat reduce memory, NaN means where nothing was counted, debug mode."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
