@@ -1,7 +1,7 @@
 """sdesim: fast, reproducible simulation of stochastic differential equations.
 
 Public API: :class:`SDE`, :func:`solve`, :class:`Solution`, :class:`NonFiniteError`,
-:func:`brownian_path`, the scheme registry :data:`SOLVERS`, and the order-fitting helpers
+:class:`BrownianPath`, :func:`brownian_path`, the scheme registry :data:`SOLVERS`, and the order-fitting helpers
 in :mod:`sdesim.analysis`.
 """
 
@@ -9,10 +9,11 @@ from .analysis import fit_order, strong_error, weak_error
 from .sde import NOISE_TYPES, SDE
 from .solution import NonFiniteError, Solution
 from .driver import solve
+from .brownian import BrownianPath
 from .paths import brownian_path
 from .solvers import SOLVERS
 
 __version__ = "0.1.0"
 
-__all__ = ["SDE", "NOISE_TYPES", "solve", "Solution", "NonFiniteError", "brownian_path",
+__all__ = ["SDE", "NOISE_TYPES", "solve", "Solution", "NonFiniteError", "BrownianPath", "brownian_path",
            "SOLVERS", "fit_order", "strong_error", "weak_error", "__version__"]

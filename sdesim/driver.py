@@ -4,6 +4,7 @@ from typing import Callable, Optional
 
 from numpy.typing import ArrayLike
 
+from .brownian.path import BrownianPath
 from .plan import make_plan
 from .runners.cpu import run_cpu
 from .sde import SDE
@@ -13,7 +14,7 @@ __all__ = ["solve"]
 
 
 def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: float,
-          n_paths: Optional[int] = None, seed: int = 0, dtype: str = "float64",
+          n_paths: Optional[int] = None, seed=None, bm: Optional[BrownianPath] = None, dtype: str = "float64",
           save_brownian: bool = False, brownian_dt: Optional[float] = None,
           levy_substeps: Optional[int] = None, reduce: bool = False, functional: Optional[Callable] = None,
           functional_dim: Optional[int] = None, on_nonfinite: str = "raise", progress: bool = False,
@@ -28,17 +29,20 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
     ts : (T,) strictly increasing save times; integration runs from ``ts[0]`` to ``ts[-1]``.
     method : ``"euler"`` (strong order 0.5, weak 1) or ``"milstein"`` (strong order 1);
         see :data:`sdesim.solvers.SOLVERS` for what each accepts.
-    dt : step size. Steps lie on the grid ``ts[0] + n dt``; a save time off that grid gets
-        a shortened step to it, and the next step ends on the grid again.
+    dt : step size. Steps lie on the absolute grid ``g dt`` (``g`` integer); a save time (or
+        ``ts[0]``) off that grid gets a shortened step to it, and the next step ends on the grid
+        again. Times within ``1e-9 dt`` of the grid are taken as grid points.
     n_paths : number of paths (default: ``y0.shape[0]`` for a 2-d ``y0``, else 1).
-    seed : non-negative integer. Path ``i`` uses a Brownian path that depends on
-        ``(seed, i, brownian_dt, ts[0])`` only: not on threads, blocks or ``n_paths``.
+    seed : an int in [0, 2**64) (default 0) or a ``numpy.random.SeedSequence``. Path ``i`` reads
+        Brownian motion ``i`` of ``BrownianPath(seed, noise_dim, unit=dt)``: a function of absolute
+        time, the same for every ``dt * 2**k`` and every interval (a solve on [1, 2] continues one
+        on [0, 1]), and independent of threads, blocks and ``n_paths``. ``SeedSequence(s).spawn(n)``
+        gives independent ensembles.
+    bm : a :class:`~sdesim.BrownianPath` to read instead of ``seed`` (``dt`` must be its unit
+        times a power of two); ``Solution.brownian`` is the path a solve read.
     dtype : ``"float64"`` (default) or ``"float32"`` for the state.
     save_brownian : also return ``ws = W(ts) - W(ts[0])``.
-    brownian_dt : width of the Brownian cells (default ``dt``); must be ``dt * 2**k``.
-        Solves with the same ``seed`` and ``brownian_dt`` and steps ``dt, dt/2, dt/4, ...``
-        see the same Brownian path, so strong errors can be measured pathwise. Each finer
-        level costs no extra normals per step (one normal per step and noise component).
+    brownian_dt : deprecated and without effect (solves at ``dt * 2**k`` read the same path).
     levy_substeps : sub-steps per step for the Levy areas of general-noise Milstein (a power
         of two; default the smallest power of two >= 1/dt, which keeps strong order 1).
     reduce : if True, do not store paths; return ``mean``/``var`` over paths at each save
@@ -64,11 +68,11 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda":  # numba.cuda is imported only when asked for; the same plan, run on the GPU
         from .cuda import solve as solve_cuda
-        return solve_cuda(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
+        return solve_cuda(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
                           save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
                           reduce=reduce, functional=functional, functional_dim=functional_dim,
                           on_nonfinite=on_nonfinite, progress=progress, n_threads=n_threads, debug=debug)
-    plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
+    plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
                      save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
                      reduce=reduce, functional=functional, functional_dim=functional_dim,
                      on_nonfinite=on_nonfinite, n_threads=n_threads, debug=debug)

@@ -8,20 +8,22 @@ the noise, shapes, dtype, the time grid and its limits, seeds, the user function
 import math
 import numbers
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
-from .brownian.rng import seed_to_key
-from .brownian.tree import LEAF_LEVEL
+from .brownian.path import SNAP, BrownianPath
+from .brownian.tree import MAX_DEPTH, TOP_LEVEL, leaf_depth, leaf_position
+from .noise_check import check_noise_structure
 from .sde import SDE
 from .solvers import Solver, check_method
 
 __all__ = ["Plan", "make_plan", "check_y0", "check_count", "check_positive", "MAX_CELLS",
            "MAX_BUFFER_BYTES"]
 
-#: Most Brownian cells a path may have: the cell index is one 32-bit word of the Philox counter.
+#: Most steps a path may have.
 MAX_CELLS = 2**31
 #: Largest Brownian buffer one thread may hold (bytes).
 MAX_BUFFER_BYTES = 1 << 28
@@ -31,12 +33,16 @@ MAX_BUFFER_BYTES = 1 << 28
 class Plan:
     """What a runner needs, checked. Times are the SDE's own (SGD steps for the paper's SDEs).
 
-    ``y0s``: ``(1, dim)`` (shared) or ``(n_paths, dim)``; ``key``: the two Philox key words of
-    ``seed``; ``levels``: ``brownian_dt = dt * 2**levels``; ``levy_levels``: ``2**levy_levels``
-    Levy-area sub-steps per step (0 unless the scheme needs areas); ``save_step[q]``: the step
-    in which save time ``q`` falls (-1 for ``ts[0]``), ``save_pos[q]``: its position in its
-    Brownian cell, -1 on the step grid; ``functional_dim``: values per path reduced (``dim``
-    without a functional).
+    ``y0s``: ``(1, dim)`` (shared) or ``(n_paths, dim)``; ``brownian``: the path read (its unit
+    is in ``dt``'s family); steps are the intervals ``[g dt, (g + 1) dt]`` of the absolute grid,
+    ``g = g0, g0 + 1, ...``; ``ts[0]`` lies at fraction ``x0`` of step ``g0`` (0 on the grid).
+    ``step_depth``: depth of a step's node in the Brownian tree (negative: a step spans
+    ``2**-step_depth`` depth-0 nodes); ``levy_levels``: ``2**levy_levels`` Levy-area sub-steps per
+    step (0 unless the scheme needs areas); ``save_step[q]``: the step in which save time ``q``
+    ends (-1 for ``ts[0]``), ``save_pos[q]``: its fraction of that step, -1 on the grid;
+    ``save_leaf``/``x0_leaf``: ``(depths, indices, fractions)`` of the leaves of off-grid points
+    (:func:`~sdesim.brownian.tree.leaf_position`); ``functional_dim``: values per path
+    reduced (``dim`` without a functional).
     """
 
     sde: SDE
@@ -47,13 +53,16 @@ class Plan:
     dt: float
     y0s: np.ndarray
     n_paths: int
-    seed: int
-    key: tuple
-    brownian_dt: float
-    levels: int
+    seed: object
+    brownian: BrownianPath
+    step_depth: int
+    g0: int
+    x0: float
+    x0_leaf: tuple
     levy_levels: int
     save_step: np.ndarray
     save_pos: np.ndarray
+    save_leaf: tuple
     n_steps: int
     reduce: bool
     save_brownian: bool
@@ -64,13 +73,18 @@ class Plan:
     debug: bool
 
     @property
+    def needs_buffer(self):
+        """Whether steps fill their sub-points (Levy areas) or bridge to off-grid points."""
+        return self.levy_levels > 0 or self.x0 > 0.0 or bool(np.any(self.save_pos >= 0.0))
+
+    @property
     def work(self):
         """Work units of the whole solve: path-steps x (dim + noise_dim) x Levy sub-steps."""
         return (float(self.n_paths) * max(self.n_steps, 1) * (self.sde.dim + self.sde.noise_dim)
                 * 2.0**self.levy_levels)
 
 
-def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float64",
+def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=None, dtype="float64",
               save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
               functional=None, functional_dim=None, on_nonfinite="raise", n_threads=None,
               debug=None) -> Plan:
@@ -82,9 +96,7 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="f
     ts = check_ts(ts)
     dt = check_positive(dt, "dt")
     y0s, n_paths = check_y0(y0, sde.dim, n_paths, dtype)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
-    key = seed_to_key(seed)
+    bm = check_brownian(bm, seed, sde.noise_dim, dt, brownian_dt)
     if on_nonfinite not in ("raise", "flag"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
     if reduce and save_brownian:
@@ -99,9 +111,8 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="f
     if debug:
         sde = sde.debug_twin()
     sde.check_at(ts[0], y0s[0], dtype, dense=solver.uses_dense_diffusion(sde))
+    check_noise_structure(sde, ts[0], y0s[0])
 
-    brownian_dt = dt if brownian_dt is None else check_positive(brownian_dt, "brownian_dt")
-    k = dyadic_levels(brownian_dt / dt, "brownian_dt / dt")
     K = 0
     if solver.needs_levy_area(sde.noise):
         p = levy_substeps if levy_substeps is not None else 2 ** max(0, math.ceil(math.log2(1.0 / dt)))
@@ -109,13 +120,10 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="f
     elif levy_substeps is not None:
         raise ValueError(f"levy_substeps only applies to schemes that need Levy areas (method='milstein' "
                          f"with general noise), not method={method!r} with noise={sde.noise!r}")
-    depth = k + K
-    if depth >= LEAF_LEVEL:
-        raise ValueError(f"brownian_dt / dt * levy_substeps = 2**{depth} is too fine (limit 2**{LEAF_LEVEL - 1})")
-    if (2 ** depth + 1) * sde.noise_dim * 8 * 2 > MAX_BUFFER_BYTES:
-        raise ValueError(f"Brownian buffer of 2**{depth} x {sde.noise_dim} per thread is too large; "
-                         "use a smaller brownian_dt / dt or levy_substeps")
-    save_step, save_pos, n_steps = save_layout(ts, dt, brownian_dt, k)
+    if (2 ** K + 1) * sde.noise_dim * 8 * 2 > MAX_BUFFER_BYTES:
+        raise ValueError(f"Brownian buffer of 2**{K} x {sde.noise_dim} per thread is too large; "
+                         "use fewer levy_substeps")
+    layout = save_layout(ts, dt, bm, K)
 
     functional_dim = check_functional(functional, functional_dim, sde, reduce)
     if functional is not None:
@@ -123,8 +131,7 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="f
         if debug:
             functional = sde.debug_functional(functional)
     return Plan(sde=sde, solver=solver, method=method, dtype=dtype, ts=ts, dt=dt, y0s=y0s,
-                n_paths=n_paths, seed=int(seed), key=key, brownian_dt=brownian_dt, levels=k,
-                levy_levels=K, save_step=save_step, save_pos=save_pos, n_steps=n_steps,
+                n_paths=n_paths, seed=bm.seed, brownian=bm, levy_levels=K, **layout,
                 reduce=bool(reduce), save_brownian=bool(save_brownian), functional=functional,
                 functional_dim=functional_dim, on_nonfinite=on_nonfinite, n_threads=n_threads,
                 debug=debug)
@@ -209,34 +216,71 @@ def dyadic_levels(ratio, name):
     return k
 
 
-def save_layout(ts, dt, brownian_dt, k):
-    """For each save time: the grid step it falls in, and its position in its Brownian cell.
+def check_brownian(bm, seed, noise_dim, dt, brownian_dt):
+    """The :class:`BrownianPath` a solve reads: ``bm``, or the path of ``seed`` with unit ``dt``."""
+    if brownian_dt is not None:
+        check_positive(brownian_dt, "brownian_dt")
+        dyadic_levels(brownian_dt / dt, "brownian_dt / dt")
+        warnings.warn("brownian_dt no longer changes anything: solves with steps dt * 2**k always read the same "
+                      "Brownian path (see sdesim.BrownianPath); drop the argument", DeprecationWarning, stacklevel=4)
+    if bm is None:
+        return BrownianPath(0 if seed is None else seed, noise_dim, unit=dt)
+    if not isinstance(bm, BrownianPath):
+        raise TypeError(f"bm must be an sdesim.BrownianPath, got {type(bm).__name__}")
+    if seed is not None:
+        raise ValueError("pass either seed or bm (the seed of a BrownianPath is its own)")
+    if bm.noise_dim != noise_dim:
+        raise ValueError(f"bm has noise_dim={bm.noise_dim} but the SDE has noise_dim={noise_dim}")
+    bm.step_level(dt)  # raises unless dt = bm.unit * 2**k
+    return bm
 
-    ``save_pos`` is -1 for a time on the step grid (within 1e-9 dt), else the fraction of the
-    cell it sits at; it depends on ``brownian_dt`` only, so that coarse and fine solves bridge
-    to the very same point of the tree. Grids the kernel cannot run are refused here, with the
-    counts computed in floating point before any integer cast.
+
+def save_layout(ts, dt, bm, K):
+    """Where the solve's points fall on the absolute step grid of ``dt``, as Plan fields.
+
+    A time within ``SNAP * dt`` of a grid point is that grid point; any other time gets a shortened
+    step to it (``save_pos``, its fraction of the step) and is bridged in the Brownian tree to its
+    leaf depth, which depends on the time only, so coarse and fine solves read the very same value.
+    Grids the kernel cannot run are refused here, with the counts computed in floating point
+    before any integer cast.
     """
-    span = ts[-1] - ts[0]
-    n_cells = span / brownian_dt
-    if not math.isfinite(n_cells) or n_cells >= MAX_CELLS:
-        raise ValueError(f"the grid needs {n_cells:.3g} Brownian cells of width brownian_dt={brownian_dt:g} "
-                         f"over [{ts[0]:g}, {ts[-1]:g}]; at most {MAX_CELLS - 1} are supported: "
-                         "use a larger dt (or brownian_dt) or a shorter interval")
     t_max = max(abs(ts[0]), abs(ts[-1]))
+    n_cells = (ts[-1] - ts[0]) / dt
+    if not math.isfinite(n_cells) or n_cells >= MAX_CELLS:
+        raise ValueError(f"the grid needs {n_cells:.3g} steps of dt={dt:g} over [{ts[0]:g}, {ts[-1]:g}]; at most "
+                         f"{MAX_CELLS - 1} are supported: use a larger dt or a shorter interval")
     if t_max * 2.0**-52 > 1e-6 * dt:
         raise ValueError(f"dt={dt:g} is below the resolution of the times (|t| up to {t_max:g}): the steps "
                          "t_{n+1} - t_n could not be represented to 1e-6; shift the times towards 0 "
                          "or use a larger dt")
-    u = (ts - ts[0]) / brownian_dt  # in cells
-    g = u * 2.0**k  # in steps
-    on_grid = np.abs(g - np.round(g)) <= 1e-9
-    save_step = np.where(on_grid, np.round(g) - 1, np.floor(g)).astype(np.int64)
-    save_pos = np.where(on_grid, -1.0, u - np.floor(u))
+    e_dt = bm.step_level(dt)
+    depth = TOP_LEVEL - e_dt  # of a step's node
+    u_max = t_max / bm.scale
+    if u_max >= 2.0 ** (TOP_LEVEL + MAX_DEPTH) or depth + K > leaf_depth(u_max):
+        raise ValueError(f"dt={dt:g} (with {2**K} Levy sub-steps) is finer than the Brownian tree resolves at "
+                         f"|t| = {t_max:g}; use a larger dt or fewer levy_substeps")
+    p = ts / dt  # in steps (exactly t / f scaled by a power of two)
+    near = np.round(p)
+    on_grid = np.abs(p - near) <= SNAP
+    base = np.where(on_grid, near, np.floor(p))
+    g0 = int(base[0])
+    x0 = 0.0 if on_grid[0] else float(p[0] - base[0])
+    save_step = np.where(on_grid, base - 1, base).astype(np.int64) - g0
+    save_pos = np.where(on_grid, -1.0, p - base)
     save_step[0], save_pos[0] = -1, -1.0
-    if np.any(np.diff(u) * 2.0**LEAF_LEVEL < 4):
-        raise ValueError(f"save times closer than brownian_dt / 2**{LEAF_LEVEL - 2} are not supported")
-    return save_step, save_pos, int(save_step[-1] + 1)
+    u = np.ldexp(np.where(on_grid, near, p), e_dt)
+    pos = [leaf_position(x) for x in u]
+    leaves = np.array([q[0] for q in pos], dtype=np.int64)
+    leaf = (leaves, np.array([q[1] for q in pos], dtype=np.int64), np.array([q[2] for q in pos]))
+    if np.any(np.diff(u) < 4.0 * np.ldexp(1.0, TOP_LEVEL - leaves[1:])):
+        raise ValueError("save times closer than a few Brownian leaves (about 2**-45 of their magnitude) "
+                         "are not supported")
+    if depth < 0 and (K > 0 or x0 > 0.0 or np.any(save_pos >= 0.0)):
+        raise ValueError(f"dt={dt:g} spans several of the Brownian tree's top nodes ({bm.top_width:g} time units): "
+                         "such steps support neither save times off the step grid nor Levy sub-steps; put "
+                         "ts on the grid of dt or use a smaller dt")
+    return {"step_depth": depth, "g0": g0, "x0": x0, "x0_leaf": (int(leaf[0][0]), int(leaf[1][0]), float(leaf[2][0])),
+            "save_step": save_step, "save_pos": save_pos, "save_leaf": leaf, "n_steps": int(save_step[-1] + 1)}
 
 
 def check_count(value, name, minimum=1):

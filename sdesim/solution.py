@@ -30,14 +30,17 @@ class Solution:
     ----------
     ts : (T,) save times.
     ys : (T, n_paths, dim) states at the save times, or None when reduced on the fly.
-    ws : (T, n_paths, noise_dim) Brownian path ``W(ts) - W(ts[0])`` of each path, or None.
+    ws : (T, n_paths, noise_dim) Brownian path ``W(ts) - W(ts[0])`` of each path, or None (the
+        true values for failed paths too).
     mean, var : (T, F) ensemble mean and (unbiased) variance of the state or functional at
         each save time, when ``reduce=True``; None otherwise.
     count : (T,) number of finite paths in ``mean``/``var`` (reduce mode).
     failed : indices of paths that became non-finite (only with ``on_nonfinite="flag"``);
         their ``ys`` rows are NaN from ``failed_at`` on.
     failed_at : first save time at which each failed path was non-finite.
-    method, dt, brownian_dt, seed, dtype : how the solve was made.
+    brownian : the :class:`~sdesim.BrownianPath` the solve read (``ws`` equals
+        ``brownian.values(ts, paths, dt=dt)`` to rounding); pass it as ``bm=`` to read it again.
+    method, dt, seed, dtype : how the solve was made.
     stats : compile and run seconds, number of steps, Levy sub-steps.
     """
 
@@ -51,7 +54,7 @@ class Solution:
     failed_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
     method: str = "euler"
     dt: float = None
-    brownian_dt: float = None
+    brownian: object = None
     seed: int = 0
     dtype: str = "float64"
     stats: dict = field(default_factory=dict)

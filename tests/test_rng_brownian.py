@@ -81,10 +81,10 @@ def test_increments_are_independent_normal_with_variance_dt():
     assert abs(c) < 4 / np.sqrt(flat[:, :, 0].size)
 
 
-@pytest.mark.parametrize("brownian_dt", [2.0**-2, 0.3])
-def test_off_grid_values_have_brownian_covariance(brownian_dt):
+@pytest.mark.parametrize("dt", [2.0**-4, 0.3 / 4])
+def test_off_grid_values_have_brownian_covariance(dt):
     """W at non-dyadic times (bridged to the tree's leaves) has Cov(W_s, W_t) = min(s, t)."""
-    w = sdesim.brownian_path(TS, n_paths=20000, seed=9, dt=brownian_dt / 4, brownian_dt=brownian_dt)[:, :, 0]
+    w = sdesim.brownian_path(TS, n_paths=20000, seed=9, dt=dt)[:, :, 0]
     cov = np.cov(w[1:])
     expect = np.minimum.outer(TS[1:], TS[1:])
     se = np.sqrt((expect**2 + np.outer(TS[1:], TS[1:])) / w.shape[1])  # sd of a sample covariance
@@ -93,14 +93,14 @@ def test_off_grid_values_have_brownian_covariance(brownian_dt):
 
 def test_refinement_same_path_and_coarse_increments_are_sums_of_fine():
     B = 2.0**-2
-    ws = [sdesim.brownian_path(TS, noise_dim=2, n_paths=50, seed=4, dt=B / 2**j, brownian_dt=B) for j in range(5)]
+    ws = [sdesim.brownian_path(TS, noise_dim=2, n_paths=50, seed=4, dt=B / 2**j) for j in range(5)]
     for w in ws[1:]:
         np.testing.assert_allclose(w, ws[0], rtol=0, atol=1e-13)
     # dyadic grid: the coarse increment is the sum of the fine ones
     grid_c = np.arange(0, 9) * B / 2
     grid_f = np.arange(0, 33) * B / 8
-    wc = sdesim.brownian_path(grid_c, n_paths=20, seed=4, brownian_dt=B)
-    wf = sdesim.brownian_path(grid_f, n_paths=20, seed=4, brownian_dt=B)
+    wc = sdesim.brownian_path(grid_c, n_paths=20, seed=4, dt=B)
+    wf = sdesim.brownian_path(grid_f, n_paths=20, seed=4, dt=B)
     np.testing.assert_allclose(np.diff(wc, axis=0), np.diff(wf, axis=0).reshape(8, 4, 20, 1).sum(1),
                                rtol=0, atol=1e-13)
 
@@ -136,10 +136,11 @@ def test_general_noise_results_do_not_depend_on_threads():
 
 
 @pytest.mark.parametrize("method", ["euler", "milstein"])
-def test_one_step_cells_shortcut_equals_the_tree_walk(method):
-    """With ``brownian_dt == dt`` and every save time on the grid, the kernel draws each step's
-    increment directly (no tree). One extra off-grid save time after the grid turns that off for
-    the whole solve; every earlier state and Brownian value must be bitwise the same."""
+def test_block_increments_equal_the_step_by_step_walk(method):
+    """With every save time on the grid and no Levy areas, the kernel makes the increments of a
+    block of steps together (one draw per tree depth). One extra off-grid save time after the grid
+    turns that off for the whole solve (the walk then gives each step's node); every earlier state
+    and Brownian value must be bitwise the same."""
     from sdesim.normalized import SphereModel, sgd_sde
 
     sphere = sgd_sde(SphereModel(6), 0.1, 0.01)

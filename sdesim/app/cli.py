@@ -40,17 +40,16 @@ def demo(out=None):
             errs = []
             for dt in dts:
                 sol = sdesim.solve(sde, y0, ts, method=method, dt=dt, n_paths=2000, seed=1,
-                                   brownian_dt=dts[0], save_brownian=True)
+                                   save_brownian=True)
                 errs.append(strong_error(sol.ys[-1], exact(sol.ts, sol.ws, y0)[-1])[0])
             order, _, se = fit_order(dts, errs)
             report[f"{name} / {method}"] = {"order": order, "stderr": se, "errors": errs}
             print(f"{name:24s} {method:9s} strong order {order:5.2f} +- {se:.2f}")
     y0 = np.array([0.3, 0.0])
-    ref = sdesim.solve(noncommutative, y0, ts, method="milstein", dt=2.0**-9, n_paths=400, seed=1,
-                       brownian_dt=dts[0])
+    ref = sdesim.solve(noncommutative, y0, ts, method="milstein", dt=2.0**-9, n_paths=400, seed=1)
     for method in ("euler", "milstein"):
         errs = [strong_error(sdesim.solve(noncommutative, y0, ts, method=method, dt=dt, n_paths=400,
-                                          seed=1, brownian_dt=dts[0]).ys[-1], ref.ys[-1])[0]
+                                          seed=1).ys[-1], ref.ys[-1])[0]
                 for dt in dts[:4]]
         order, _, se = fit_order(dts[:4], errs)
         report[f"non-commutative / {method}"] = {"order": order, "stderr": se, "errors": errs}

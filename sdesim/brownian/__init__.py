@@ -1,2 +1,7 @@
-"""Counter-based Brownian paths: the random numbers (:mod:`.rng`: Philox4x32-10 and a ziggurat) and
-the Brownian tree that every solve reads (:mod:`.tree`). A path is a function of (seed, path index)."""
+"""Counter-based Brownian paths: the random numbers (:mod:`.rng`: Philox4x32-10 and a ziggurat), the
+Brownian tree over absolute time that every solve reads (:mod:`.tree`) and the public object
+:class:`BrownianPath` (:mod:`.path`). A path is a function of (seed, path index, unit)."""
+
+from .path import BrownianPath
+
+__all__ = ["BrownianPath"]

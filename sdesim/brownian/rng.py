@@ -1,6 +1,6 @@
 """Counter-based normal random numbers for compiled code.
 
-Every normal sdesim draws is a pure function of ``(seed, path, cell, tag, index)``:
+Every normal sdesim draws is a pure function of ``(key, path, cell, tag, index)``:
 
 * bits come from Philox4x32-10 (Salmon et al., SC'11), keyed by the seed, with the
   counter words ``(tag | high index bits, index >> 1, cell, path)``; one Philox call yields
@@ -20,7 +20,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["philox4x32", "seed_to_key", "normal_at", "normals_range", "TAG_BITS", "TAG_CELL", "TAG_LEAF", "TAG_SGD_NOISE", "TAG_SGD_BATCH", "bits_as_float", "float_as_bits"]
+__all__ = ["philox4x32", "seed_to_key", "normal_at", "normals_range", "TAG_BITS", "TAG_SGD_NOISE", "TAG_SGD_BATCH", "bits_as_float", "float_as_bits"]
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -32,10 +32,9 @@ _S32 = np.uint64(32)
 #: bits 0-5 of counter word 0 hold the tag, bits 6-12 the retry number, bit 13 the half.
 TAG_BITS = 6
 #: Every counter tag in use, in one table (a tag keeps streams of different purposes apart):
-#: 0 cell increments, 1..32 the Brownian tree's levels, 33 leaf bridges (sdesim.brownian.tree);
-#: 40/41 the Gaussian gradient noise of discrete SGD (first and second SVAG gradient) and
-#: 42/43 its minibatch indices (sdesim.normalized.sgd_random).
-TAG_CELL, TAG_LEAF = 0, 33
+#: under the seed's key, 40/41 the Gaussian gradient noise of discrete SGD (first and second SVAG
+#: gradient), 42/43 its minibatch indices (sdesim.normalized.sgd_random) and 63 the keys of the
+#: Brownian tree's depths (sdesim.brownian.tree, whose own tags live under those keys).
 TAG_SGD_NOISE = (40, 41)
 TAG_SGD_BATCH = (42, 43)
 _RETRY_SHIFT = np.uint64(6)
@@ -64,18 +63,22 @@ def philox4x32(c0, c1, c2, c3, k0, k1):
 
 
 def seed_to_key(seed):
-    """Map a non-negative integer seed (< 2**64) to the two 32-bit Philox key words.
+    """The two 32-bit Philox key words of a seed: a non-negative integer below 2**64 or a
+    ``numpy.random.SeedSequence``.
 
-    SplitMix64's finaliser spreads nearby seeds over the key space.
+    An integer ``s`` means ``SeedSequence(s)`` (as in ``numpy.random.default_rng``), so
+    ``SeedSequence(s).spawn(n)`` gives ``n`` streams independent of ``s`` and of each other.
     """
-    seed = int(seed)
-    if seed < 0 or seed >= 2**64:
+    if isinstance(seed, np.random.SeedSequence):
+        seq = seed
+    elif isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative integer or a numpy.random.SeedSequence, got {seed!r}")
+    elif seed < 0 or seed >= 2**64:
         raise ValueError(f"seed must be an integer in [0, 2**64), got {seed}")
-    z = (seed + 0x9E3779B97F4A7C15) % 2**64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
-    z ^= z >> 31
-    return np.uint64(z & 0xFFFFFFFF), np.uint64(z >> 32)
+    else:
+        seq = np.random.SeedSequence(int(seed))
+    words = seq.generate_state(2, np.uint32)
+    return np.uint64(words[0]), np.uint64(words[1])
 
 
 # --- ziggurat tables (256 layers, 52-bit mantissa), built here from the defining equations ---

@@ -1,107 +1,240 @@
-"""Reproducible, refinable Brownian paths (compiled helpers).
+"""The Brownian path as a function of absolute time: one tree over the whole time axis (compiled helpers).
 
-The Brownian path of one simulated path is built cell by cell. Time is cut into cells of
-width ``B`` (``brownian_dt``) starting at ``ts[0]``; inside cell ``j`` the path is a
-*Brownian tree* (Levy's construction):
+A path is fixed by a Philox key (from the seed), the path index and a *unit* (the step family:
+solves with ``dt = unit * 2**k`` for any integer ``k`` read the same path). Write the unit as
+``f * 2**e`` with ``f`` in [1, 2); time ``t`` is read in tree coordinates ``u = t / f``, so the
+path of unit ``f`` is the canonical path ``W_1`` with time scaled: ``W_f(t) = sqrt(f) W_1(t / f)``.
 
-* the cell increment ``W(end) - W(start) = sqrt(B) Z`` uses normal number ``c`` (component
-  ``c``) of tag 0;
-* the midpoint of the node with index ``i`` on level ``l`` (an interval of width
-  ``B / 2**l``) is ``(W(left) + W(right)) / 2 + sqrt(B / 2**(l + 2)) Z`` with normal number
-  ``i * m + c`` of tag ``l + 1``;
-* a point that is not dyadic is resolved by the same bisection down to level 32 and a
-  final Brownian-bridge draw (tag 33) inside that leaf of width ``B / 2**32``.
+The canonical path is a dyadic Brownian tree (Levy's construction) over absolute time. A node at
+depth ``l`` (``0 .. MAX_DEPTH``) with index ``i`` (any sign) covers ``u`` in
+``[i 2**(TOP_LEVEL - l), (i + 1) 2**(TOP_LEVEL - l))``:
 
-Every normal is a counter-based function of ``(seed, path, cell, tag, number)``
-(:mod:`sdesim.brownian.rng`), so the path depends on the seed and the path index alone. A solve
-with step ``dt = B / 2**k`` reads the tree down to level ``k``; a solve with ``dt / 2``
-reads one more level of the *same* tree, so coarse increments are exactly sums of fine ones
-(to rounding). Levy areas for general-noise Milstein are computed from still deeper levels
-of the same tree, so they also belong to the path a fine reference solve sees.
+* depth 0 (width ``2**TOP_LEVEL``): independent increments ``2**(TOP_LEVEL / 2) Z``;
+* a node with increment ``D`` splits into a left child ``D / 2 + s Z`` and a right child
+  ``D / 2 - s Z``, ``s = sqrt(width) / 2``: the midpoint law of the Brownian bridge;
+* a point on no node boundary down to its leaf depth (:func:`leaf_depth`, about 48 bits below
+  ``|u|``) is bridged inside that leaf.
+
+``Z`` is normal number ``c`` (component ``c``) of the counter ``(tag, node i, path)`` under the key
+of depth ``l`` (:func:`level_keys`). Every value is therefore a function of (key, path, unit,
+time) alone: a step ``dt`` reads the nodes of its depth; ``dt / 2`` reads one depth more of the
+same tree; a solve on [1, 2] continues one on [0, 1]. Sequential steps cost one split (``m``
+normals) per step on average (:func:`walk_increment`); the first step of a path descends from the
+top (``TOP_LEVEL - log2(dt / f)`` splits).
 """
+
+import math
 
 import numba as nb
 import numpy as np
 
-from .rng import normal_at, normals_range
+from .rng import TAG_BITS, normals_range, philox4x32
 
-__all__ = ["LEAF_LEVEL", "sd_table", "cell_increment", "fill_cell", "bridge_point", "levy_area"]
+__all__ = ["TOP_LEVEL", "MAX_DEPTH", "TAG_TOP", "TAG_SPLIT", "TAG_BRIDGE", "unit_scale", "level_keys",
+           "sd_by_depth", "leaf_depth", "node_normals", "nodes_normals", "walk_increment", "fill_increments", "coarse_increment", "fill_node",
+           "leaf_position", "bridge_point", "levy_area"]
 
-#: Depth (below a cell) of the leaves in which non-dyadic points are bridged.
-LEAF_LEVEL = 32
+#: Depth-0 nodes have width ``f * 2**TOP_LEVEL`` (4096 to 8192 time units) and are independent.
+TOP_LEVEL = 12
+#: Deepest depth below the top (node indices stay below 2**60 for |u| < 2**(TOP_LEVEL + 1)).
+MAX_DEPTH = 59
+#: Counter tags under the level keys: depth-0 increments, splits, leaf bridges.
+TAG_TOP, TAG_SPLIT, TAG_BRIDGE = 0, 1, 2
+#: Tag under the seed's own key from which the level keys are drawn (SGD's tags are 40-43).
+_TAG_KEYS = (1 << TAG_BITS) - 1
 
 
-def sd_table(brownian_dt):
-    """Standard deviations ``sqrt(B / 2**(l + 2))`` of the level-``l`` midpoint draws, and of the root."""
-    levels = np.arange(LEAF_LEVEL + 1, dtype=np.float64)
-    return np.sqrt(brownian_dt * 2.0 ** -(levels + 2.0))
+def unit_scale(unit):
+    """``(f, e)`` with ``unit = f * 2**e`` exactly, ``f`` in [1, 2)."""
+    mant, exp = math.frexp(float(unit))
+    return 2.0 * mant, exp - 1
 
 
 @nb.njit(cache=True)
-def cell_increment(k0, k1, cell, path, m, sqrt_b, out):
-    """``out[c] = W_c(end) - W_c(start)`` of cell ``cell``: ``sqrt(B) Z`` (``m`` normals of tag 0)."""
-    normals_range(k0, k1, 0, 0, m, cell, path, out)
-    for c in range(m):
-        out[c] *= sqrt_b
+def _level_keys(k0, k1, out):
+    for depth in range(out.shape[0]):
+        a, b = philox4x32(np.uint64(_TAG_KEYS), np.uint64(depth), np.uint64(0), np.uint64(0), k0, k1)
+        out[depth, 0] = a & np.uint64(0xFFFFFFFF)
+        out[depth, 1] = b & np.uint64(0xFFFFFFFF)
+
+
+def level_keys(key):
+    """The Philox key words of each depth, ``(MAX_DEPTH + 1, 2)`` uint64, from the seed's ``key``."""
+    out = np.empty((MAX_DEPTH + 1, 2), dtype=np.uint64)
+    _level_keys(np.uint64(key[0]), np.uint64(key[1]), out)
+    return out
+
+
+def sd_by_depth(f):
+    """``sqrt(width) / 2`` of the nodes of each depth for scale ``f`` (``(MAX_DEPTH + 1,)``), and the
+    standard deviation ``sqrt(width)`` of a depth-0 increment."""
+    depths = np.arange(MAX_DEPTH + 1, dtype=np.float64)
+    return 0.5 * np.sqrt(f * 2.0 ** (TOP_LEVEL - depths)), math.sqrt(f * 2.0**TOP_LEVEL)
+
+
+def leaf_depth(u):
+    """Depth of the leaf in which the tree coordinate ``u`` is bridged: ``MAX_DEPTH`` for
+    ``|u| < 2**(TOP_LEVEL + 1)``, one less per binade above (node indices stay below 2**60)."""
+    e = math.frexp(abs(u))[1] - 1 if u != 0 else 0
+    return MAX_DEPTH - max(0, e - TOP_LEVEL)
+
+
+#: Nodes are numbered in runs of 2**RUN_BITS: a run of one depth shares a counter cell word, and
+#: its normals are consecutive counter indices, drawn in one vectorised call.
+RUN_BITS = 24
+
+
+@nb.njit(inline="always", cache=True)
+def _node_start(i, m):
+    """First counter index of node ``i``'s normals: ``(i mod 2**24) m`` (< 2**46 for ``m <= 2**22``)
+    plus bits 56-60 of ``i`` from bit 46 up (they land in the counter's high index bits); bits
+    24-55 of ``i`` are the cell word."""
+    return (((i >> 56) & 0x1F) << 46) + (i & 0xFFFFFF) * m
+
+
+@nb.njit(inline="always", cache=True)
+def nodes_normals(keys, depth, tag, first, count, path, m, out):
+    """``out[k m + c]``: normal ``c`` of node ``first + k`` at ``depth`` (``tag``) on path ``path``,
+    for ``k < count`` and ``c < m``, in one vectorised draw. The nodes must share a run
+    (``first mod 2**24 + count <= 2**24``; runs of aligned power-of-two blocks up to 2**24 do)."""
+    i = np.int64(first)
+    normals_range(keys[depth, 0], keys[depth, 1], tag, _node_start(i, m), count * m, i >> RUN_BITS, path, out)
+
+
+@nb.njit(inline="always", cache=True)
+def node_normals(keys, depth, tag, i, path, m, out):
+    """``out[:m]``: normals ``0 .. m - 1`` of node ``i`` at ``depth`` (``tag``) on path ``path``."""
+    nodes_normals(keys, depth, tag, i, 1, path, m, out)
 
 
 @nb.njit(cache=True)
-def fill_cell(k0, k1, cell, path, depth, m, sqrt_b, sds, buf, z):
-    """Fill ``buf[i, c] = W_c(start + i B / 2**depth) - W_c(start)`` for ``i = 0 .. 2**depth``.
+def walk_increment(keys, sds, top_sd, depth, g, fresh, path, m, stack, z, out):
+    """``out[:m]``: the increment of node ``g`` at ``depth >= 0``.
 
-    ``buf`` has shape ``(>= 2**depth + 1, m)``; ``z`` is scratch of size ``>= max(1, 2**(depth-1)) * m``.
-    Costs ``2**depth * m`` normals.
+    Called for ``g, g + 1, ...`` in turn (``fresh`` for the first), it keeps the pending right
+    siblings in ``stack`` (``(depth + 1, m)``) and costs one split per call on average; a fresh
+    call descends from the top. ``z`` is scratch of size ``>= m``.
     """
-    n = 1 << depth
-    cell_increment(k0, k1, cell, path, m, sqrt_b, buf[n])
+    local = g & ((np.int64(1) << depth) - 1)
+    if fresh or local == 0:
+        node_normals(keys, 0, TAG_TOP, g >> depth, path, m, z)
+        for c in range(m):
+            out[c] = top_sd * z[c]
+        start = 0
+    else:
+        tz = 0
+        while not (local >> tz) & 1:
+            tz += 1
+        start = depth - tz
+        for c in range(m):
+            out[c] = stack[start, c]
+    for level in range(start, depth):
+        node_normals(keys, level, TAG_SPLIT, g >> (depth - level), path, m, z)
+        s = sds[level]
+        # both children by one loop whichever is taken, so that a continued walk and a fresh one
+        # (and fill_increments) compute every node with the very same instructions: bitwise equal
+        for c in range(m):
+            half = 0.5 * out[c]
+            stack[level + 1, c] = half - s * z[c]
+            out[c] = half + s * z[c]
+        if (g >> (depth - level - 1)) & 1:
+            for c in range(m):
+                out[c] = stack[level + 1, c]
+
+
+@nb.njit(cache=True)
+def coarse_increment(keys, top_sd, span, g, path, m, z, out):
+    """``out[:m]``: the increment over ``span`` consecutive depth-0 nodes from ``g * span`` (steps
+    wider than a depth-0 node)."""
+    for c in range(m):
+        out[c] = 0.0
+    for j in range(g * span, (g + 1) * span):
+        node_normals(keys, 0, TAG_TOP, j, path, m, z)
+        for c in range(m):
+            out[c] += top_sd * z[c]
+
+
+@nb.njit(cache=True)
+def fill_node(keys, sds, depth, g, levels, path, m, inc, buf, z):
+    """``buf[j, c] = W_c(start + j w / 2**levels) - W_c(start)`` for ``j = 0 .. 2**levels``: the
+    points of node ``g`` at ``depth`` (width ``w``, increment ``inc``) ``levels`` depths down.
+    ``z``: scratch of size ``>= 2**(levels - 1) m``."""
+    n = 1 << levels
     for c in range(m):
         buf[0, c] = 0.0
-    for level in range(depth):
-        nodes = 1 << level
+        buf[n, c] = inc[c]
+    for level in range(levels):
         width = n >> level
         half = width >> 1
-        normals_range(k0, k1, level + 1, 0, nodes * m, cell, path, z)
-        sd = sds[level]
-        for i in range(nodes):
-            left = i * width
+        s = sds[depth + level]
+        nodes_normals(keys, depth + level, TAG_SPLIT, g << level, 1 << level, path, m, z)
+        for j in range(1 << level):
+            left = j * width
             for c in range(m):
-                buf[left + half, c] = 0.5 * (buf[left, c] + buf[left + width, c]) + sd * z[i * m + c]
+                buf[left + half, c] = 0.5 * (buf[left, c] + buf[left + width, c]) + s * z[j * m + c]
 
 
 @nb.njit(cache=True)
-def bridge_point(k0, k1, cell, path, depth, index, frac, m, sds, wl, wr, out, z):
-    """W at a non-dyadic point of a cell, relative to the cell start.
+def fill_increments(keys, sds, depth, g, levels, lo, hi, path, m, inc, out, z):
+    """``out[j, c]``: the increments of the nodes ``j = lo .. hi - 1`` that lie ``levels`` depths
+    below node ``g`` at ``depth`` (increment ``inc``); only the nodes above them are split, one
+    vectorised draw per depth. ``out``: ``(2**levels, m)``; ``z``: scratch ``>= 2**(levels-1) m``."""
+    for c in range(m):
+        out[0, c] = inc[c]
+    for level in range(levels):
+        shift = levels - level  # a node of this level spans 2**shift leaves
+        k_lo = lo >> shift
+        k_hi = (hi - 1) >> shift
+        nodes_normals(keys, depth + level, TAG_SPLIT, (g << level) + k_lo, k_hi - k_lo + 1, path, m, z)
+        s = sds[depth + level]
+        half = 1 << (shift - 1)
+        for k in range(k_lo, k_hi + 1):
+            left = k << shift
+            base = (k - k_lo) * m
+            for c in range(m):
+                parent = 0.5 * out[left, c]
+                out[left + half, c] = parent - s * z[base + c]
+                out[left, c] = parent + s * z[base + c]
 
-    The point lies at fraction ``frac`` in (0, 1) of interval ``index`` on level ``depth``,
-    whose end values are ``wl`` and ``wr`` (length ``m``; overwritten). Bisects the same tree
-    down to level :data:`LEAF_LEVEL` and bridges inside the leaf, so the value does not
-    depend on ``depth``. ``z`` is scratch of size ``>= m``; the result goes to ``out``.
-    """
-    x = frac
+
+def leaf_position(u):
+    """``(depth, index, frac)``: the leaf in which tree coordinate ``u`` is bridged (its depth from
+    :func:`leaf_depth` and its node index, exact integers) and ``u``'s fraction of it."""
+    depth = leaf_depth(u)
+    v = math.ldexp(u, depth - TOP_LEVEL)
+    index = math.floor(v)
+    return depth, int(index), v - index
+
+
+@nb.njit(cache=True)
+def bridge_point(keys, sds, depth, index, leaf, leaf_index, frac, path, m, wl, wr, out, z):
+    """``out[:m]``: W at the point ``frac`` of leaf ``leaf_index`` (at depth ``leaf``), a point
+    inside node ``index`` at ``depth`` whose end values are ``wl``, ``wr`` (overwritten). Follows
+    the leaf index's bits down the same tree and bridges inside the leaf, so the value does not
+    depend on ``depth``. ``z``: scratch of size ``>= m``."""
     level = depth
     idx = np.int64(index)
-    while level < LEAF_LEVEL:
-        normals_range(k0, k1, level + 1, idx * m, m, cell, path, z)
-        sd = sds[level]
+    while level < leaf:
+        node_normals(keys, level, TAG_SPLIT, idx, path, m, z)
+        s = sds[level]
         for c in range(m):
-            out[c] = 0.5 * (wl[c] + wr[c]) + sd * z[c]
-        if x == 0.5:
-            return
-        if x < 0.5:
-            for c in range(m):
-                wr[c] = out[c]
-            x = 2.0 * x
-            idx = 2 * idx
-        else:
+            out[c] = 0.5 * (wl[c] + wr[c]) + s * z[c]
+        below = leaf - level - 1
+        if (leaf_index >> below) & 1:
+            if frac == 0.0 and leaf_index & ((np.int64(1) << below) - 1) == 0:
+                return  # the point is this midpoint
             for c in range(m):
                 wl[c] = out[c]
-            x = 2.0 * x - 1.0
             idx = 2 * idx + 1
+        else:
+            for c in range(m):
+                wr[c] = out[c]
+            idx = 2 * idx
         level += 1
-    # bridge inside the leaf: variance x (1 - x) * leaf width; sds[l]**2 = width(l) / 4
-    sd = 2.0 * sds[LEAF_LEVEL] * np.sqrt(x * (1.0 - x))
+    node_normals(keys, leaf, TAG_BRIDGE, idx, path, m, z)
+    sd = 2.0 * sds[leaf] * np.sqrt(frac * (1.0 - frac))  # variance frac (1 - frac) * leaf width
     for c in range(m):
-        out[c] = wl[c] + x * (wr[c] - wl[c]) + sd * normal_at(k0, k1, LEAF_LEVEL + 1, idx * m + c, cell, path)
+        out[c] = wl[c] + frac * (wr[c] - wl[c]) + sd * z[c]
 
 
 @nb.njit(cache=True)

@@ -1,12 +1,10 @@
 """The CPU runner: compile the kernel for a plan (once per SDE functions and options), run it on
 threads over chunks of paths, reduce blocks of paths on the fly -> :class:`~sdesim.Solution`."""
 
-import math
 import time
 
 import numpy as np
 
-from ..brownian.tree import sd_table
 from ..solution import Solution
 from .kernel import CHUNK, build_kernel
 from .results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
@@ -31,7 +29,7 @@ def run_cpu(plan, *, progress=False):
         t_c = time.perf_counter()
         kernel = build_kernel(sde, plan.solver, dtype=plan.dtype, store=store, save_w=plan.save_brownian,
                               functional=plan.functional, n_functional=plan.functional_dim)
-        _run(kernel, plan, plan.y0s[:1], 0, 0, 1, plan.save_step[:1], plan.save_pos[:1], 1, True)  # compiles
+        _run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles
         _KERNELS[key] = kernel
         compile_s = time.perf_counter() - t_c
     kernel = _KERNELS[key]
@@ -39,29 +37,30 @@ def run_cpu(plan, *, progress=False):
     # a short solve lets the calling thread work too; a long one keeps it free to take Ctrl-C
     quick = plan.work < QUICK_WORK
     t_r = time.perf_counter()
-    sol = Solution(ts=plan.ts, method=plan.method, dt=plan.dt, brownian_dt=plan.brownian_dt,
+    sol = Solution(ts=plan.ts, method=plan.method, dt=plan.dt, brownian=plan.brownian,
                    seed=plan.seed, dtype=np.dtype(plan.dtype).name)
     if store:
-        ys, ws, fail_q = _run(kernel, plan, plan.y0s, 0, plan.n_paths, plan.n_steps, plan.save_step,
-                              plan.save_pos, plan.n_threads, quick)
+        ys, ws, fail_q = _run(kernel, plan, plan.y0s, 0, plan.n_paths, plan.n_steps, plan.n_threads, quick)
         sol.ys = ys
-        sol.ws = ws if plan.save_brownian else None
         failed = np.flatnonzero(fail_q >= 0)
         failed_q = fail_q[failed]
+        if plan.save_brownian and failed.size:  # the kernel stops a failed path: read its W on its own
+            ws[:, failed] = plan.brownian.values(plan.ts, failed, dt=plan.dt)
+        sol.ws = ws if plan.save_brownian else None
     else:
         sol.count, sol.mean, sol.var, failed, failed_q = _reduce_blocks(kernel, plan, progress, quick)
     K = plan.levy_levels
     sol.stats = {"compile_s": compile_s, "run_s": time.perf_counter() - t_r, "n_steps": plan.n_steps,
                  "n_paths": plan.n_paths, "levy_substeps": 2**K if K else None,
-                 "brownian_levels": plan.levels}
+                 "brownian_step_depth": plan.step_depth}
     return finish_failures(sol, failed, failed_q, plan.ts, plan.n_paths, plan.on_nonfinite)
 
 
-def _run(kernel, plan, y0s, path0, n_paths, n_steps, save_step, save_pos, n_threads, quick):
+def _run(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
     """Paths ``path0 .. path0 + n_paths - 1`` -> ``(ys, ws, fail_q)`` stored, or per-chunk
     ``(acc_n, acc_mean, acc_m2, fail_q)`` reduced."""
     sde, dtype, store, n_f = plan.sde, plan.dtype, not plan.reduce, plan.functional_dim
-    T = save_step.size
+    T = plan.save_step.size if n_paths else 1
     ys = np.empty((T, n_paths, sde.dim) if store else (1, 1, 1), dtype=dtype)
     ws = np.zeros((T, n_paths, sde.noise_dim) if plan.save_brownian else (1, 1, 1))
     fail_q = np.full(n_paths, -1, dtype=np.int64)
@@ -73,11 +72,13 @@ def _run(kernel, plan, y0s, path0, n_paths, n_steps, save_step, save_pos, n_thre
     acc_mean = np.zeros((n_chunks, T, n_f) if not store else (1, 1, 1), dtype=dtype)
     acc_m2 = np.zeros_like(acc_mean)
     stop = new_stop_flag()
-    k0, k1 = plan.key
-    fixed = (y0s, np.int64(path0), np.int64(n_paths), float(plan.ts[0]), float(plan.dt), np.int64(n_steps),
-             np.int64(plan.levels), np.int64(plan.levy_levels), save_step, save_pos, plan.ts,
-             math.sqrt(plan.brownian_dt), sd_table(plan.brownian_dt), k0, k1, sde.args, ys, ws, fail_q,
-             acc_n, acc_mean, acc_m2, np.int64(chunk), stop)
+    bm = plan.brownian
+    x0_leaf, x0_index, x0_frac = plan.x0_leaf
+    fixed = (y0s, np.int64(path0), np.int64(n_paths), np.int64(plan.g0), float(plan.x0), np.int64(x0_leaf),
+             np.int64(x0_index), float(x0_frac), float(plan.dt), np.int64(n_steps), np.int64(plan.step_depth),
+             np.int64(plan.levy_levels), plan.save_step, plan.save_pos, *plan.save_leaf, plan.ts, bm.keys, bm.sds,
+             float(bm.top_sd), sde.args,
+             ys, ws, fail_q, acc_n, acc_mean, acc_m2, np.int64(chunk), stop)
     with blas_single_thread():  # user functions calling np.dot must not start a BLAS team per thread
         run_ranges(lambda lo, hi: kernel(*fixed, np.int64(lo), np.int64(hi)), n_chunks, n_threads, stop,
                    quick=quick)
@@ -104,7 +105,7 @@ def _reduce_blocks(kernel, plan, progress, quick):
         size = min(REDUCE_BLOCK, n_paths - start)
         block_y0 = y0s[start:start + size] if y0s.shape[0] > 1 else y0s
         acc_n, acc_mean, acc_m2, fail_q = _run(kernel, plan, block_y0, start, size, plan.n_steps,
-                                               plan.save_step, plan.save_pos, plan.n_threads, quick)
+                                               plan.n_threads, quick)
         count, mean, m2 = merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)
         bad = np.flatnonzero(fail_q >= 0)
         if bad.size:

@@ -4,15 +4,18 @@ One factory builds every kernel: the scheme's ``step`` and the output mode are c
 compile-time constants, so there is a single time loop in the code base. Paths are processed
 in chunks (``chunk`` paths; :data:`CHUNK` when moments are reduced on the fly); the kernel
 releases the GIL and :func:`sdesim.solve` runs ranges of chunks on a pool of threads. Each
-path's Brownian path is a counter-based function of (seed, path index) (:mod:`sdesim.brownian`),
-so results are bitwise independent of the number of threads and of how paths are split.
+path's Brownian path is a counter-based function of (seed, path index, unit) read at absolute
+times (:mod:`sdesim.brownian.tree`), so results are bitwise independent of the number of threads
+and of how paths are split, and solves at ``dt`` and ``dt / 2`` see the same path.
 
 Speed: the scheme's step, and through it the SDE's functions (compiled with
 ``inline="always"``), are inlined into the kernel at Numba's IR level, so a step makes no
 function calls. Inside the loop every array is a borrowed view (:mod:`sdesim.runners.borrow`): binding
-arrays to the inlined functions' parameters does no atomic reference counting. With one step
-per Brownian cell and every save time on the step grid (the common case), the increment of
-step ``n`` is drawn directly as the root of cell ``n`` and no Brownian tree is kept. Divisions
+arrays to the inlined functions' parameters does no atomic reference counting. Steps lie on the
+absolute grid ``g dt``; each step's increment comes from the walk down the Brownian tree (one
+split per step on average). With no Levy areas and every save time on the grid (the common case)
+it is used directly; otherwise the step's node is filled ``levy_levels`` depths down (its
+sub-points) and off-grid points are bridged in the same tree. Divisions
 follow NumPy's error model (``1/0 = inf``): a diverging path becomes non-finite and is caught
 at the next save time.
 """
@@ -23,13 +26,16 @@ from numba.core.dispatcher import Dispatcher
 
 from .borrow import borrowed, keep_alive
 from ..brownian.rng import float_as_bits
-from ..brownian.tree import bridge_point, cell_increment, fill_cell, levy_area
+from ..brownian.tree import bridge_point, coarse_increment, fill_increments, fill_node, levy_area, walk_increment
 
 __all__ = ["CHUNK", "build_kernel"]
 
 #: Paths per on-the-fly reduction group (fixed: reduced moments must not depend on the thread
 #: count), and the largest chunk when paths are stored.
 CHUNK = 64
+
+#: Steps whose Brownian increments are made together (2**BLOCK_LEVELS, one draw per tree depth).
+BLOCK_LEVELS = 4
 
 #: Steps between two looks at the stop flag within a path (a power of two minus one).
 STOP_POLL = 1023
@@ -121,21 +127,25 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
         return True
 
     @nb.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")
-    def kernel(y0s, path0, n_paths, t0, dt, n_steps, k, K, save_step, save_pos, save_t,
-               sqrt_b, sds, k0, k1, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, chunk, stop, ch_lo, ch_hi):
-        depth = k + K
-        n_buf = 1 << depth
-        mask = (1 << k) - 1
+    def kernel(y0s, path0, n_paths, g0, x0, x0_leaf, x0_index, x0_frac, dt, n_steps, D, K, save_step, save_pos,
+               save_leaf, save_index, save_frac, save_t,
+               keys, sds, top_sd, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, chunk, stop, ch_lo, ch_hi):
+        n_buf = 1 << K
         n_save = save_step.size
         n_chunks = (n_paths + chunk - 1) // chunk
         per_path_y0 = y0s.shape[0] > 1
-        z_size = max(1, n_buf >> 1) * m + 2
-        # one step per Brownian cell and every save time on the grid: the increment of step n
-        # is the root of cell n, sqrt(B) Z (bitwise what the tree gives), so no tree is kept
-        one_step_cells = depth == 0 and not general_area
+        coarse = D < 0  # a step spans 2**-D independent top nodes
+        span = 1 << max(0, -D)
+        B = min(BLOCK_LEVELS, max(D, 0))  # steps come in blocks of 2**B (one node of depth D - B)
+        b_mask = (1 << B) - 1
+        # no Levy area and every point on the grid: the step's increment is used as it is
+        direct = K == 0 and not general_area and x0 == 0.0
         for q in range(n_save):
             if save_pos[q] >= 0.0:
-                one_step_cells = False
+                direct = False
+        if not direct:
+            B = 0
+        walk_depth = D - B  # the walk gives the increments of blocks (direct) or of steps
         # inside the loop, arrays are borrowed views (see sdesim.runners.borrow): binding them to the
         # inlined functions' parameters does no atomic reference counting
         args_ = borrowed(args)
@@ -143,10 +153,12 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
             own = (np.empty(dim, dt_), np.empty(dim, dt_), np.zeros(work_size, dt_),
                    np.empty(m, dt_), np.zeros((area_dim, area_dim), dt_), np.empty(n_f, dt_))
             y, y_new, work, dW, area, fval = borrowed(own)
+            z_size = max(1, n_buf >> 1, 1 << B) * m + 2
             own64 = (np.empty((n_buf + 1, m)), np.empty(z_size), np.zeros(m), np.zeros(m),
-                     np.empty(m), np.empty(m), np.empty(m))
-            # w_cell: W at the start of the current cell; w_rel: W now, relative to the cell start
-            buf, z, w_cell, w_rel, w_to, wl, wr = borrowed(own64)
+                     np.empty(m), np.empty(m), np.empty(m), np.empty((max(walk_depth, 0) + 1, m)), np.empty(m),
+                     np.empty((1 << B, m)))
+            # w_cell: W at the start of the current step (relative to ts[0]); w_rel: W now, relative to it
+            buf, z, w_cell, w_rel, w_to, wl, wr, stack, inc, block = borrowed(own64)
             for p in range(ch * chunk, min(n_paths, (ch + 1) * chunk)):
                 if stop[0] != 0:  # Ctrl-C (sdesim.runners.threads): the results are not used
                     return
@@ -157,53 +169,75 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                 for c in range(m):
                     w_cell[c] = 0.0
                     w_rel[c] = 0.0
-                t = t0
+                t = save_t[0]
                 q = 0
-                j_cur = 0  # buffer index of the last tree point at or before t
+                j_cur = 0  # buffer index of the last sub-point at or before t
                 failed = False
                 for n in range(-1, n_steps):  # n = -1: the save at the start
                     if (n & STOP_POLL) == STOP_POLL and stop[0] != 0:
                         return
-                    if n >= 0 and not one_step_cells:
-                        i_cell = n & mask
-                        cell = n >> k
-                        if i_cell == 0:
+                    g = g0 + n
+                    if n >= 0:
+                        if direct:
+                            if save_w:  # (W itself is needed only to be saved)
+                                for c in range(m):
+                                    w_cell[c] += w_rel[c]
+                            # the count as a run-time value (w_rel.size, not the constant m): for a small
+                            # constant the compiler unrolls Philox into scalar code; as a loop it runs on
+                            # SIMD lanes (d=10: step 1.5x faster)
+                            m_run = w_rel.size
+                            if coarse:
+                                coarse_increment(keys, top_sd, span, g, path, m_run, z, w_rel)
+                            else:
+                                jb = g & b_mask
+                                if n == 0 or jb == 0:  # a new block: its node, then its steps still to come
+                                    walk_increment(keys, sds, top_sd, walk_depth, g >> B, n == 0, path, m_run,
+                                                   stack, z, inc)
+                                    fill_increments(keys, sds, walk_depth, g >> B, B, jb,
+                                                    min(1 << B, jb + n_steps - n), path, m_run, inc, block, z)
+                                if save_w:
+                                    for c in range(m_run):
+                                        w_rel[c] = block[jb, c]
+                            dW_step = increment_as_dtype(w_rel if coarse else block[jb], dW)
+                        else:
                             if n > 0:
                                 for c in range(m):
                                     w_cell[c] += buf[n_buf, c]
                                     w_rel[c] -= buf[n_buf, c]
-                            fill_cell(k0, k1, cell, path, depth, m, sqrt_b, sds, buf, z)
+                            if coarse:
+                                coarse_increment(keys, top_sd, span, g, path, m, z, inc)
+                            else:
+                                walk_increment(keys, sds, top_sd, walk_depth, g, n == 0, path, m, stack, z, inc)
+                            fill_node(keys, sds, D, g, K, path, m, inc, buf, z)
                             j_cur = 0
-                        j_end = (i_cell + 1) << K
-                    t_end = t0 + (n + 1) * dt
+                            if n == 0 and x0 > 0.0:  # ts[0] inside the first step: start from W(ts[0])
+                                j_cur = (x0_index >> (x0_leaf - D - K)) - (g << K)
+                                for c in range(m):
+                                    wl[c] = buf[j_cur, c]
+                                    wr[c] = buf[j_cur + 1, c]
+                                bridge_point(keys, sds, D + K, (g << K) + j_cur, x0_leaf, x0_index, x0_frac, path,
+                                             m, wl, wr, w_rel, z)
+                                for c in range(m):
+                                    w_cell[c] = -w_rel[c]
+                    t_end = (g + 1) * dt
                     # off-grid save times inside this step come first, then the grid point
                     while True:
                         on_grid = not (q < n_save and save_step[q] == n and save_pos[q] >= 0.0)
                         if n >= 0:
                             t_to = t_end
-                            if one_step_cells:
-                                if save_w:  # (W itself is needed only to be saved)
-                                    for c in range(m):
-                                        w_cell[c] += w_rel[c]
-                                # the count as a run-time value (w_rel.size, not the constant m):
-                                # for a small constant the compiler unrolls Philox into scalar
-                                # code; as a loop it runs on SIMD lanes (d=10: step 1.5x faster)
-                                cell_increment(k0, k1, n, path, w_rel.size, sqrt_b, w_rel)
-                                dW_step = increment_as_dtype(w_rel, dW)
-                            else:
-                                j_to = j_end
-                                last = j_end
+                            if not direct:
+                                j_to = n_buf
+                                last = n_buf
                                 if on_grid:
                                     for c in range(m):
-                                        w_to[c] = buf[j_end, c]
+                                        w_to[c] = buf[n_buf, c]
                                 else:
-                                    x = save_pos[q] * n_buf
-                                    j_to = int(x)
+                                    j_to = (save_index[q] >> (save_leaf[q] - D - K)) - (g << K)
                                     for c in range(m):
                                         wl[c] = buf[j_to, c]
                                         wr[c] = buf[j_to + 1, c]
-                                    bridge_point(k0, k1, cell, path, depth, j_to, x - j_to, m, sds,
-                                                 wl, wr, w_to, z)
+                                    bridge_point(keys, sds, D + K, (g << K) + j_to, save_leaf[q], save_index[q],
+                                                 save_frac[q], path, m, wl, wr, w_to, z)
                                     t_to = save_t[q]
                                     last = j_to + 1
                                 for c in range(m):

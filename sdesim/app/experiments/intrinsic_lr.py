@@ -69,11 +69,11 @@ def _inv_norm2_and_loss(t, y, args, out):
     out[1] = 0.5 * q / r2
 
 
-def _solve(model, eta, lam, w0, ts, dt, n_paths, seed, brownian_dt=None):
+def _solve(model, eta, lam, w0, ts, dt, n_paths, seed):
     """Ensemble mean and standard error of (eta_eff, L(Wbar)) at the save times."""
     sde = sgd_sde(model, eta, lam)
     assert sde.args[0] is model.H  # the functional reads H from args[0]
-    sol = sdesim.solve(sde, w0, ts, dt=dt, n_paths=n_paths, seed=seed, brownian_dt=brownian_dt,
+    sol = sdesim.solve(sde, w0, ts, dt=dt, n_paths=n_paths, seed=seed,
                        reduce=True, functional=_inv_norm2_and_loss, functional_dim=2, n_threads=1)
     se = np.sqrt(sol.var / sol.count[:, None])
     scale = np.array([eta, 1.0])
@@ -148,10 +148,9 @@ def run_lam_e(model, lam_e, etas, dt_lam_e, n_paths, n_save, seed, curves):
     else:
         out["em_bias_first_order_rel"] = -dt_lam_e * (0.25 - 0.5 / (d - 1))
         out["em_bias_first_order_se"] = out["em_bias_first_order_rel"] * th_inf / eq_se
-    # Richardson: the reference pair again at dt/2 on the same Brownian path (brownian_dt = dt)
+    # Richardson: the reference pair again at dt/2 (the same seed: the same Brownian path)
     lam_ref = lam_e / eta_ref
-    m_h, se_h = _solve(model, eta_ref, lam_ref, norm0_ref * direction, ts, dt / 2, n_paths, seed,
-                       brownian_dt=dt)
+    m_h, se_h = _solve(model, eta_ref, lam_ref, norm0_ref * direction, ts, dt / 2, n_paths, seed)
     rich = 2.0 * m_h[:, 0] - m_ref[:, 0]
     rich_se = np.sqrt(4.0 * se_h[:, 0] ** 2 + se_ref[:, 0] ** 2)  # conservative (ignores correlation)
     out["reference_eq_dt"] = m_ref[-1, 0]

@@ -45,7 +45,7 @@ def _window_stats(x, window):
 def _sde_records(model, eta, lam, w0, steps, dt, n_paths, seed, n_threads=None):
     """SDE paths at the record steps: (norm, loss, train accuracy, tr Sigma(wbar)) each (T, P)."""
     sol = sdesim.solve(sgd_sde(model, eta, lam), w0, steps.astype(np.float64), dt=dt, n_paths=n_paths,
-                       seed=seed, brownian_dt=dt * 2, n_threads=n_threads)
+                       seed=seed, n_threads=n_threads)
     W = sol.ys
     norms = np.linalg.norm(W, axis=-1)
     loss = np.array([[model.loss(w) for w in Wt] for Wt in W])
@@ -69,7 +69,7 @@ def run(quick=False, out="results/sgd_vs_sde", seed=0):
     # second half of the run is at equilibrium for both
     w0 = model.random_init(seed=seed, norm=(eta**2 * 1.5 / (2 * lam_e)) ** 0.25)
 
-    # SDE at dt and dt/2 on the same Brownian path (brownian_dt = 2 dt for both), Richardson
+    # SDE at dt and dt/2 on the same Brownian path (the same seed), Richardson
     # (compile once, then the two step sizes side by side, one core each)
     sdesim.solve(sgd_sde(model, eta, lam), w0, [0.0, dt], dt=dt, n_paths=1)
     with ThreadPoolExecutor(max_workers=2) as pool:
