@@ -26,8 +26,8 @@ from sdesim.solvers import get_solver
 
 def signature(sde, dtype, save_w, n_out, T=3):
     dt_ = np.dtype(dtype)
-    host = [np.zeros((1, sde.dim), dt_), np.int64(0), np.int64(1), 0.0, 0.1, np.int64(5),
-            np.zeros(T, np.int64), 0.3, np.zeros(33), np.uint32(1), np.uint32(2),
+    host = [np.zeros((1, sde.dim), dt_), np.int64(0), np.int64(1), np.int64(0), 0.0, 0.1, np.int64(5), np.int64(16),
+            np.zeros(T, np.int64), np.zeros((60, 2), np.uint32), np.zeros(60), 0.3,
             np.zeros(256, np.uint64), np.zeros(256), np.zeros(256), tuple(sde.args),
             np.zeros((T, 1, n_out), dt_), np.zeros((T, 1, sde.noise_dim) if save_w else (1, 1, 1)),
             np.zeros(1, np.int64)]
@@ -54,13 +54,13 @@ def main():
     failures = 0
     for sde, method in cases:
         for dtype in ("float64", "float32"):
-            for levels, save_w in ((0, False), (0, True), (2, True)):
-                if (levels, save_w) != (0, False) and sde is sphere and dtype == "float32":
+            for max_depth, save_w in ((15, False), (15, True), (23, True)):
+                if (max_depth, save_w) != (15, False) and sde is sphere and dtype == "float32":
                     continue
                 t = time.perf_counter()
-                label = f"{sde.name:<20} {method:<9} {dtype} k={levels} save_w={int(save_w)}"
+                label = f"{sde.name:<20} {method:<9} {dtype} max_depth={max_depth} save_w={int(save_w)}"
                 try:
-                    kern = build_kernel(sde, get_solver(method), dtype=dtype, levels=levels, store_state=True,
+                    kern = build_kernel(sde, get_solver(method), dtype=dtype, max_depth=max_depth, store_state=True,
                                         save_w=save_w)
                     ptx, _ = cuda.compile_ptx(kern.py_func, signature(sde, dtype, save_w, sde.dim), cc=cc)
                     print(f"ok   {label}  {len(ptx) // 1024} KiB PTX, local {local_bytes(ptx)} B/thread, "
@@ -76,7 +76,7 @@ def main():
             acc += y[i] * y[i]
         out[0] = acc
 
-    kern = build_kernel(sphere, get_solver("euler"), dtype="float32", levels=0, store_state=False,
+    kern = build_kernel(sphere, get_solver("euler"), dtype="float32", max_depth=15, store_state=False,
                         save_w=False, functional=norm2, n_functional=1)
     ptx, _ = cuda.compile_ptx(kern.py_func, signature(sphere, "float32", False, 1), cc=cc)
     print(f"ok   sphere functional reduce float32: {len(ptx) // 1024} KiB PTX")

@@ -7,20 +7,26 @@ with ``python tests/test_cuda_sim.py --gpu`` (``scripts/gpu_check.sh``). Sizes a
 simulator runs a Python thread per CUDA thread). What is checked:
 
 * the device's normals are the CPU backend's, bitwise (accepted draws, wedge rejections, the tail;
-  tags 0 and 3);
-* same seed, same Brownian path as the CPU backend: ``ws`` bitwise, with ``brownian_dt = dt`` and
-  ``= 2 dt, 4 dt`` (the tree bisected on the device); states equal to rounding (float64: 1e-12
-  relative; float32: 1e-5): Euler-Maruyama on diagonal (GBM) and matrix (commutative linear) noise
-  and on the sphere model's full-form SDE (dim 100, matrix-free noise product), Milstein on
-  diagonal (derivative-free), scalar and commutative noise; float32 on the sphere model;
+  tags 0 and 3), and so are the Brownian tree's node draws (per-depth keys, node counters with
+  negative indices, cell words, high index bits, odd starts);
+* same seed, same Brownian path as the CPU backend (the tree of :mod:`sdesim.brownian.tree`, read
+  at absolute times): ``ws`` bitwise equal to the tree's definition (its pure-Python walk, every
+  operation rounded on its own) and to the CPU's to rounding (the compiled CPU kernel may contract
+  the splits into multiply-adds), at ``dt = 0.1`` (step depth 16),
+  ``dt = 1``, a continuation start ``ts[0] = 3 dt``, a negative start crossing a top node, steps
+  wider than a top node (``dt = 8192``, summed top nodes), a ``bm=`` of another unit in the family;
+  states equal to rounding (float64: 1e-12 relative; float32: 1e-5): Euler-Maruyama on diagonal
+  (GBM) and matrix (commutative linear) noise and on the sphere model's full-form SDE (dim 100,
+  matrix-free noise product), Milstein on diagonal (derivative-free), scalar and commutative noise;
+  float32 on the sphere model;
 * results do not depend on threads per block or on a grid smaller than the number of paths;
   per-path ``y0``; ``reduce``/``functional`` equal to reducing the stored paths; ``on_nonfinite``
   flags the CPU's paths and ``"raise"`` raises;
 * agreement in distribution: GBM and OU against their exact Euler-Maruyama moments, the sphere
   model against an independent CPU ensemble (|z| < 4);
-* clear errors: off-grid save times, Milstein for general noise, ``levy_substeps``, the data models
-  (batched GEMM), allocating user functions (the polar SDE's ``np.empty``), an unknown device, no
-  GPU and no simulator.
+* clear errors: off-grid save times and an off-grid ``ts[0]``, Milstein for general noise,
+  ``levy_substeps``, the data models (batched GEMM), allocating user functions (the polar SDE's
+  ``np.empty``), an unknown device, no GPU and no simulator.
 """
 
 import json
@@ -34,8 +40,8 @@ import pytest
 Z_MAX = 4.0
 _CHECKS = {}
 #: True in the child process under the simulator; False with ``--gpu`` on a real GPU, where NVVM
-#: fuses ``a * b + c`` and libdevice rounds ``log`` its own way: there bitwise equality is asked of
-#: the normals' accepted and wedge draws and of ``ws`` with ``brownian_dt = dt``, the rest to rounding.
+#: fuses ``a * b + c`` in the states and libdevice rounds ``log`` its own way: there bitwise equality
+#: is asked of the normals' accepted and wedge draws, the rest (tail normals, ``ws``, states) to rounding.
 SIM = True
 
 
@@ -45,26 +51,58 @@ def _check(fn):
 
 
 # ============================================================================= child process side
-def _same_seed(sde, method="euler", dtype="float64", brownian_dt=None, n_paths=6, dt=0.1, n_steps=5, y0=None,
-               seed=11, **kw):
+def _same_seed(sde, method="euler", dtype="float64", n_paths=6, dt=0.1, n_steps=5, y0=None, seed=11, start=0,
+               **kw):
+    """CPU and CUDA solves of the same seed on ``ts = (start + n) dt``, ``n = 0 .. n_steps``."""
     import sdesim
-    ts = np.arange(n_steps + 1) * dt
+    ts = (start + np.arange(n_steps + 1)) * dt
     y0 = np.linspace(0.5, 1.5, sde.dim) if y0 is None else y0
     a = sdesim.solve(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
-                     brownian_dt=brownian_dt, save_brownian=True, n_threads=1, **kw)
+                     save_brownian=True, n_threads=1, **kw)
     b = sdesim.solve(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
-                     brownian_dt=brownian_dt, save_brownian=True, device="cuda", **kw)
+                     save_brownian=True, device="cuda", **kw)
     scale = np.maximum(np.abs(a.ys.astype(np.float64)), 1.0)
     rel = float(np.max(np.abs(a.ys.astype(np.float64) - b.ys.astype(np.float64)) / scale))
-    ws_rel = float(np.max(np.abs(a.ws - b.ws) / np.maximum(np.abs(a.ws), 1.0)))
-    return {"ws_bitwise": bool(np.array_equal(a.ws, b.ws)), "ws_rel_diff": ws_rel,
-            "ys_bitwise": bool(np.array_equal(a.ys, b.ys)),
-            "rel_diff": rel, "shape_ok": a.ys.shape == b.ys.shape and b.ys.dtype == a.ys.dtype}
+    tree = _tree_ws(b.brownian, ts, dt, n_paths)
+    return {"ws_bitwise_tree": bool(np.array_equal(b.ws, tree)), "ws_rel_diff_tree": _rel(b.ws, tree),
+            "ws_bitwise_cpu": bool(np.array_equal(a.ws, b.ws)), "ws_rel_diff_cpu": _rel(b.ws, a.ws),
+            "ys_bitwise": bool(np.array_equal(a.ys, b.ys)), "rel_diff": rel,
+            "step_depth": b.stats["brownian_step_depth"], "ws_nonzero": bool(np.all(b.ws[1:] != 0.0)),
+            "shape_ok": a.ys.shape == b.ys.shape and b.ys.dtype == a.ys.dtype}
 
 
-def _ws_ok(r, root_only=True):
-    """``ws`` equal to the CPU's: bitwise (simulator; GPU with brownian_dt = dt), else to rounding."""
-    return r["ws_bitwise"] or (not SIM and not root_only and r["ws_rel_diff"] < 1e-14)
+def _rel(x, ref):
+    return float(np.max(np.abs(x - ref) / np.maximum(np.abs(ref), 1.0)))
+
+
+def _tree_ws(bm, ts, dt, n_paths):
+    """``W(ts) - W(ts[0])`` (ts on the grid of ``dt``, one save per step) from the Brownian tree's
+    definition, every operation rounded on its own: the pure-Python ``walk_increment`` /
+    ``coarse_increment`` of :mod:`sdesim.brownian.tree`, summed as the kernels sum (the bitwise
+    reference: compiled CPU code may contract ``0.5 D +- s z`` into multiply-adds)."""
+    from sdesim.brownian.tree import TOP_LEVEL, coarse_increment, walk_increment
+    depth = TOP_LEVEL - bm.step_level(dt)
+    g0, n_steps, m = int(round(ts[0] / dt)), ts.size - 1, bm.noise_dim
+    ws = np.zeros((ts.size, n_paths, m))
+    for p in range(n_paths):
+        stack, z, inc = np.zeros((max(depth, 0) + 1, m)), np.zeros(m), np.zeros(m)
+        w_cell, w_rel = np.zeros(m), np.zeros(m)
+        for n in range(n_steps):
+            if depth < 0:
+                coarse_increment.py_func(bm.keys, bm.top_sd, 1 << -depth, g0 + n, p, m, z, inc)
+            else:
+                walk_increment.py_func(bm.keys, bm.sds, bm.top_sd, depth, g0 + n, n == 0, p, m, stack, z, inc)
+            w_cell = w_cell + w_rel
+            w_rel = inc.copy()
+            ws[n + 1, p] = w_cell + w_rel
+    return ws
+
+
+def _ws_ok(r):
+    """``ws``: the tree's values bitwise (on a GPU: but for the ``log`` of rare tail normals), and the
+    CPU's to rounding (its compiled splits may be contracted into multiply-adds)."""
+    tree_ok = r["ws_bitwise_tree"] or (not SIM and r["ws_rel_diff_tree"] < 1e-14)
+    return r["ws_nonzero"] and tree_ok and r["ws_rel_diff_cpu"] < 1e-14
 
 
 _SPHERE = {}
@@ -116,6 +154,39 @@ def normals_bitwise():
 
 
 @_check
+def tree_node_normals_bitwise():
+    """The Brownian tree's node draws on the device (sdesim.cuda.kernel.node_normals) against the
+    CPU's (sdesim.brownian.tree.node_normals): per-depth keys, tags, negative node indices, other
+    cell words (index >> 24), the high index bits (index >= 2**56), odd counter starts (m = 3)."""
+    from sdesim.brownian.path import BrownianPath
+    from sdesim.brownian.tree import TAG_SPLIT, TAG_TOP, node_normals
+    from sdesim.cuda.kernel import device_keys, node_normals_kernel, tables
+
+    keys = BrownianPath(2024).keys
+    d_keys = device_keys(keys)
+    nodes = np.array([0, 1, 2, 3, -1, -2, -5, 2**24 - 1, 2**24, 7 * 2**24 + 3, -(2**24) - 1, 2**40 + 11,
+                      2**56 + 5, 2**58 + 12345, 3 * 2**58 + 2**30 + 7, -(2**57) - 5], dtype=np.int64)
+    depths = np.array([0, 1, 5, 16, 0, 16, 59, 30, 30, 40, 40, 50, 58, 59, 59, 59], dtype=np.int64)
+    kern = node_normals_kernel()
+    res = {}
+    ok = True
+    for m in (1, 3, 4):
+        for tag in (TAG_TOP, TAG_SPLIT):
+            out = np.zeros((nodes.size, m))
+            kern[1, 32](nodes, depths, tag, 9, m, d_keys, *tables(), out)
+            ref = np.zeros((nodes.size, m))
+            z = np.empty(m)
+            for j in range(nodes.size):
+                node_normals(keys, depths[j], tag, nodes[j], 9, m, z)
+                ref[j] = z
+            same = np.array_equal(out, ref) if SIM else bool(np.max(np.abs(out - ref)) < 1e-14)
+            res[f"m{m}_tag{tag}"] = bool(same)
+            ok = ok and same
+    res["ok"] = ok
+    return res
+
+
+@_check
 def euler_same_seed():
     from sdesim import reference as ref
     out = {}
@@ -137,12 +208,38 @@ def milstein_same_seed():
 
 
 @_check
-def refined_brownian_same_seed():
-    """brownian_dt = 4 dt: each step's end point bisects the cell's tree on the device."""
+def brownian_grid_same_seed():
+    """The absolute-time tree at other grids: dt = 1, a continuation start, a negative start (node
+    indices below 0, a top node boundary crossed), steps of two top nodes, a BrownianPath of another
+    unit of the family; the deprecated brownian_dt changes nothing."""
+    import warnings
+
+    import sdesim
     from sdesim import reference as ref
-    out = {"gbm_k2": _same_seed(ref.gbm, brownian_dt=0.4, n_steps=10),  # (kernels compiled above)
-           "commutative_k1": _same_seed(ref.lin_commutative, method="milstein", brownian_dt=0.2, n_steps=6)}
-    out["ok"] = all(_ws_ok(r, root_only=False) and r["rel_diff"] < 1e-12 for r in out.values())
+    out = {"gbm_dt1": _same_seed(ref.gbm, dt=1.0, n_steps=4),  # (kernels compiled above)
+           "gbm_start3": _same_seed(ref.gbm, start=3, n_steps=9),
+           "commutative_start_neg": _same_seed(ref.lin_commutative, method="milstein", start=-4, n_steps=7),
+           "gbm_coarse": _same_seed(ref.gbm, dt=8192.0, n_steps=3, start=-1, y0=np.full(2, 1e-3)),
+           "gbm_bm_unit": _same_seed(ref.gbm, bm=sdesim.BrownianPath(7, 2, unit=0.4), seed=None, start=2,
+                                     n_steps=6)}
+    depths = {k: r["step_depth"] for k, r in out.items()}
+    ok = all(_ws_ok(r) and r["rel_diff"] < 1e-12 for r in out.values())
+    ok = ok and depths == {"gbm_dt1": 12, "gbm_start3": 16, "commutative_start_neg": 16, "gbm_coarse": -1,
+                           "gbm_bm_unit": 16}
+    # ws is the path's value at ts (BrownianPath.values reads the same tree by bisection)
+    ts = (2 + np.arange(7)) * 0.1
+    bm = sdesim.BrownianPath(7, 2, unit=0.4)
+    b = sdesim.solve(ref.gbm, np.ones(2), ts, dt=0.1, n_paths=5, bm=bm, save_brownian=True, device="cuda")
+    vals_rel = float(np.max(np.abs(b.ws - bm.values(ts, np.arange(5), dt=0.1))))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        c = sdesim.solve(ref.gbm, np.ones(2), ts, dt=0.1, n_paths=5, bm=bm, save_brownian=True, device="cuda",
+                         brownian_dt=0.4)
+    deprecated = any(issubclass(w.category, DeprecationWarning) for w in caught)
+    same = bool(np.array_equal(b.ws, c.ws) and np.array_equal(b.ys, c.ys))
+    out["ws_vs_values_abs_diff"] = vals_rel
+    out["brownian_dt_ignored"] = {"deprecated": deprecated, "same": same}
+    out["ok"] = bool(ok and vals_rel < 1e-12 and deprecated and same and b.brownian is bm)
     return out
 
 
@@ -297,6 +394,8 @@ def clear_errors():
     msgs = {
         "off_grid": message(lambda: sdesim.solve(ref.gbm, np.ones(2), np.array([0.0, 0.15, 0.3]), dt=0.1,
                                                  device="cuda")),
+        "off_grid_start": message(lambda: sdesim.solve(ref.gbm, np.ones(2), np.array([0.05, 0.1, 0.2]),
+                                                       dt=0.1, device="cuda")),
         "milstein_general": message(lambda: sdesim.solve(ref.noncommutative, np.ones(2), ts, dt=0.25,
                                                          method="milstein", device="cuda")),
         "classifier": message(lambda: sdesim.solve(sdesim.normalized.sgd_sde(clf, 0.1, 1e-3),
@@ -306,7 +405,8 @@ def clear_errors():
         "levy_substeps": message(lambda: sdesim.solve(ref.gbm, np.ones(2), ts, dt=0.25, levy_substeps=4,
                                                       device="cuda")),
     }
-    expect = {"off_grid": ("GPUUnsupportedError", "step grid"),
+    expect = {"off_grid": ("GPUUnsupportedError", "step grid", "ts[1]"),
+              "off_grid_start": ("GPUUnsupportedError", "step grid", "ts[0]"),
               "milstein_general": ("GPUUnsupportedError", "general noise"),
               "classifier": ("GPUUnsupportedError", "batched GEMM"),
               "polar": ("GPUUnsupportedError", "np.empty"),

@@ -101,7 +101,7 @@ def test_multi_group_full_and_polar_forms_agree_pathwise():
     errs = []
     dts = [0.25, 0.0625]
     for dt in dts:
-        kw = dict(n_paths=40, seed=1, brownian_dt=0.25, dt=dt)
+        kw = dict(n_paths=40, seed=1, dt=dt)
         a = sdesim.solve(full, w0, ts, **kw).ys[-1]
         b = full_from_polar(sdesim.solve(polar, polar_state(w0, eta, model=m), ts, **kw).ys[-1], m)
         errs.append(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=-1))))

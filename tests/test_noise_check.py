@@ -164,3 +164,13 @@ def test_non_finite_diffusion_raises():
     sde = SDE(zero_drift, nan_g, dim=2, noise="diagonal", name="nanny")
     with pytest.raises(ValueError, match="diffusion of 'nanny' is not finite"):
         check_noise_structure(sde, 0.0, Y0)
+
+
+def test_solve_refuses_a_false_declaration_before_running():
+    """The check is wired into every solve: Milstein on a non-commutative SDE declared commutative
+    would run silently at strong order 0.5."""
+    import sdesim
+
+    with pytest.raises(ValueError, match="commutative"):
+        sdesim.solve(matrix_sde(kp_g), np.array([0.3, 0.2]), [0.0, 1.0], method="milstein", dt=0.1)
+    sdesim.solve(matrix_sde(kp_g, noise="general"), np.array([0.3, 0.2]), [0.0, 1.0], method="milstein", dt=0.1)

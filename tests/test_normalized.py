@@ -47,7 +47,7 @@ def test_sphere_model_is_scale_invariant(seed, c):
 
 def _full_vs_polar_error(dt, paths=100):
     ts = np.array([0.0, 100.0, 200.0])
-    kw = dict(n_paths=paths, seed=3, brownian_dt=1.0, dt=dt)
+    kw = dict(n_paths=paths, seed=3, dt=dt)
     a = sdesim.solve(FULL, W0, ts, **kw)
     b = sdesim.solve(POLAR, polar_state(W0, ETA), ts, **kw)
     return np.sqrt(np.mean((full_from_polar(b.ys[-1]) - a.ys[-1]) ** 2)) / np.sqrt(np.mean(a.ys[-1] ** 2))
@@ -129,7 +129,7 @@ def test_lr_schedule_polar_rescales_G_and_matches_full_form():
     full = sgd_sde(MODEL_H, lr, LAM)
     polar = polar_sde(MODEL_H, lr, LAM)
     ts = np.array([0.0, 199.5, 200.0, 200.5, 400.0])
-    kw = dict(n_paths=50, seed=8, dt=0.125, brownian_dt=1.0)
+    kw = dict(n_paths=50, seed=8, dt=0.125)
     a = sdesim.solve(full, W0, ts, **kw)
     b = sdesim.solve(polar, polar_state(W0, lr), ts, **kw)
     np.testing.assert_allclose(b.ys[2:, :, D + 1], ETA / 10)

@@ -351,3 +351,14 @@ def test_bad_inputs_are_refused():
         run_sgd(object(), 0.1, 0.01, w0, [0, 1])
     # a schedule piece that the runs never reach does not count
     run_sgd(SPHERE, Schedule([0.1, 200.0], [50]), 0.01, w0, [0, 10])
+
+
+def test_seed_sequence_seeds_as_for_solve():
+    """An int seed s means SeedSequence(s), as in solve and BrownianPath; spawned children differ."""
+    w0 = np.ones((3, SPHERE.d))
+    kw = dict(record_iterate=True, record_loss=False)
+    a = run_sgd(SPHERE, 0.3, 0.05, w0, np.arange(0, 6), seed=9, **kw)
+    b = run_sgd(SPHERE, 0.3, 0.05, w0, np.arange(0, 6), seed=np.random.SeedSequence(9), **kw)
+    np.testing.assert_array_equal(a.iterates, b.iterates)
+    c = run_sgd(SPHERE, 0.3, 0.05, w0, np.arange(0, 6), seed=np.random.SeedSequence(9).spawn(1)[0], **kw)
+    assert not np.any(c.iterates[-1] == a.iterates[-1])

@@ -147,7 +147,7 @@ class BrownianPath:
         return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=False)
 def _evaluate(keys, sds, top, top_nodes, leaves, index, frac, j_lo, j_hi, paths, m, out):
     z = np.empty(m)
     prefix = np.zeros((j_hi - j_lo + 1, m))  # W at the start of depth-0 node j, relative to node j_lo

@@ -42,7 +42,7 @@ _HALF_SHIFT = np.uint64(13)
 _HIGH_SHIFT = np.uint64(14)
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def philox4x32(c0, c1, c2, c3, k0, k1):
     """Philox4x32-10 block cipher. All inputs are uint64 holding 32-bit values.
 
@@ -114,13 +114,13 @@ _MANT = np.uint64((1 << 52) - 1)
 _TO_UNIT = 1.0 / 2.0**53
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def _unit(u):
     """Uniform in (0, 1) from the top 53 bits of a uint64."""
     return ((u >> np.uint64(11)) + 0.5) * _TO_UNIT
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=False)
 def _ziggurat_slow(bits, k0, k1, c0, c1, c2, c3, half):
     """Finish a ziggurat draw whose first word ``bits`` was not accepted at once."""
     retry = np.uint64(1)
@@ -151,7 +151,7 @@ def _ziggurat_slow(bits, k0, k1, c0, c1, c2, c3, half):
         bits = ub
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def _ziggurat_fast(w):
     """The ziggurat's fast path for word ``w``: the normal, or NaN when the word is rejected.
 
@@ -168,20 +168,20 @@ def _ziggurat_fast(w):
     return x if mant < _ZK_SIGNED[idx] else np.nan
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def _ziggurat(bits, k0, k1, c0, c1, c2, c3, half):
     x = _ziggurat_fast(bits)
     return _ziggurat_slow(bits, k0, k1, c0, c1, c2, c3, half) if np.isnan(x) else x
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def _counter(tag, pair, cell, path):
     c0 = np.uint64(tag) | ((np.uint64(pair) >> _S32) << _HIGH_SHIFT)
     c1 = np.uint64(pair) & _MASK32
     return c0, c1, np.uint64(cell) & _MASK32, np.uint64(path) & _MASK32
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def normal_at(k0, k1, tag, index, cell, path):
     """The standard normal number ``(tag, index)`` of Brownian cell ``cell`` on path ``path``."""
     c0, c1, c2, c3 = _counter(tag, index >> 1, cell, path)
@@ -211,7 +211,7 @@ bits_as_float = _bitcast(nb.types.uint64, nb.types.float64)  # uint64 bits -> fl
 float_as_bits = _bitcast(nb.types.float64, nb.types.uint64)  # float64 -> its uint64 bits
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def normals_range(k0, k1, tag, start, count, cell, path, out):
     """Write the normals number ``start .. start+count-1`` of a counter block into ``out[:count]``.
 

@@ -50,7 +50,7 @@ def unit_scale(unit):
     return 2.0 * mant, exp - 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=False)
 def _level_keys(k0, k1, out):
     for depth in range(out.shape[0]):
         a, b = philox4x32(np.uint64(_TAG_KEYS), np.uint64(depth), np.uint64(0), np.uint64(0), k0, k1)
@@ -84,7 +84,7 @@ def leaf_depth(u):
 RUN_BITS = 24
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def _node_start(i, m):
     """First counter index of node ``i``'s normals: ``(i mod 2**24) m`` (< 2**46 for ``m <= 2**22``)
     plus bits 56-60 of ``i`` from bit 46 up (they land in the counter's high index bits); bits
@@ -92,7 +92,7 @@ def _node_start(i, m):
     return (((i >> 56) & 0x1F) << 46) + (i & 0xFFFFFF) * m
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def nodes_normals(keys, depth, tag, first, count, path, m, out):
     """``out[k m + c]``: normal ``c`` of node ``first + k`` at ``depth`` (``tag``) on path ``path``,
     for ``k < count`` and ``c < m``, in one vectorised draw. The nodes must share a run
@@ -101,13 +101,13 @@ def nodes_normals(keys, depth, tag, first, count, path, m, out):
     normals_range(keys[depth, 0], keys[depth, 1], tag, _node_start(i, m), count * m, i >> RUN_BITS, path, out)
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(inline="always", cache=True, fastmath=False)
 def node_normals(keys, depth, tag, i, path, m, out):
     """``out[:m]``: normals ``0 .. m - 1`` of node ``i`` at ``depth`` (``tag``) on path ``path``."""
     nodes_normals(keys, depth, tag, i, 1, path, m, out)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=False)
 def walk_increment(keys, sds, top_sd, depth, g, fresh, path, m, stack, z, out):
     """``out[:m]``: the increment of node ``g`` at ``depth >= 0``.
 
@@ -142,7 +142,7 @@ def walk_increment(keys, sds, top_sd, depth, g, fresh, path, m, stack, z, out):
                 out[c] = stack[level + 1, c]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=False)
 def coarse_increment(keys, top_sd, span, g, path, m, z, out):
     """``out[:m]``: the increment over ``span`` consecutive depth-0 nodes from ``g * span`` (steps
     wider than a depth-0 node)."""
@@ -154,7 +154,7 @@ def coarse_increment(keys, top_sd, span, g, path, m, z, out):
             out[c] += top_sd * z[c]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=False)
 def fill_node(keys, sds, depth, g, levels, path, m, inc, buf, z):
     """``buf[j, c] = W_c(start + j w / 2**levels) - W_c(start)`` for ``j = 0 .. 2**levels``: the
     points of node ``g`` at ``depth`` (width ``w``, increment ``inc``) ``levels`` depths down.
@@ -174,7 +174,7 @@ def fill_node(keys, sds, depth, g, levels, path, m, inc, buf, z):
                 buf[left + half, c] = 0.5 * (buf[left, c] + buf[left + width, c]) + s * z[j * m + c]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=False)
 def fill_increments(keys, sds, depth, g, levels, lo, hi, path, m, inc, out, z):
     """``out[j, c]``: the increments of the nodes ``j = lo .. hi - 1`` that lie ``levels`` depths
     below node ``g`` at ``depth`` (increment ``inc``); only the nodes above them are split, one
@@ -206,7 +206,7 @@ def leaf_position(u):
     return depth, int(index), v - index
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=False)
 def bridge_point(keys, sds, depth, index, leaf, leaf_index, frac, path, m, wl, wr, out, z):
     """``out[:m]``: W at the point ``frac`` of leaf ``leaf_index`` (at depth ``leaf``), a point
     inside node ``index`` at ``depth`` whose end values are ``wl``, ``wr`` (overwritten). Follows
@@ -237,7 +237,7 @@ def bridge_point(keys, sds, depth, index, leaf, leaf_index, frac, path, m, wl, w
         out[c] = wl[c] + frac * (wr[c] - wl[c]) + sd * z[c]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=False)
 def levy_area(w_start, buf, first, last, w_end, m, area):
     """Discrete Levy area of the polygon ``w_start, buf[first], ..., buf[last - 1], w_end``.
 

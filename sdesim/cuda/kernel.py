@@ -1,29 +1,41 @@
 """Fused CUDA kernels: one thread integrates one path over every step; counter-based normals.
 
 The random numbers are those of the CPU backend, computed the same way on the device: Philox4x32-10
-keyed by the seed, counter ``(tag | high index bits, index >> 1, cell, path)``, and the 256-layer
-ziggurat of :mod:`sdesim.brownian.rng` (tables copied to shared memory by each block). A solve whose
-``brownian_dt`` equals ``dt`` takes the step ``n`` increments from the root of Brownian cell ``n``
-(tag 0, normal number ``c`` for component ``c``), exactly as :func:`sdesim.brownian.tree.fill_cell`
-does; with ``brownian_dt = 2**k dt`` each step's end point is found by bisecting the same tree
-(up to ``k`` more normals per component and step, no buffer). So the GPU sees the CPU's Brownian path.
+keyed by the key of the tree depth (:func:`sdesim.brownian.tree.level_keys`), counter
+``(tag | high index bits, index >> 1, cell, path)``, and the 256-layer ziggurat of
+:mod:`sdesim.brownian.rng` (tables copied to shared memory by each block).
 
-One factory, :func:`build_kernel`, generates a kernel per (SDE, scheme, dtype, tree depth, output
-mode). The scheme's step is the CPU scheme's own step function (``solver.make_step``) compiled
-for the device together with the user's functions (:mod:`._cuda_translate`), so the arithmetic of
-a step is the same source on both backends.
+The ensemble kernel reads the Brownian path of :mod:`sdesim.brownian.tree` (a function of absolute
+time, the same at every ``dt``): the steps are the nodes ``g = g0, g0 + 1, ...`` at the step depth
+``D`` of one dyadic tree. Each thread walks the tree as :func:`sdesim.brownian.tree.walk_increment`
+does (the pending right siblings on a per-thread stack of ``D + 1`` rows of ``m`` values; one split
+of ``m`` normals per step on average, the first step descends from the top), node ``i`` of depth
+``l`` drawing its ``m`` normals at the counter indices of ``_node_start`` (cell word ``i >> 24``)
+under ``keys[l]``. A split is ``0.5 D +- s z`` with every operation rounded on its own (the product
+``s z`` as ``mul.rn``, which NVVM does not contract into a multiply-add), as the tree defines it, so
+the increments, and ``ws``, are the tree's values number for number, on a GPU as under the
+simulator (but for the rare tail normals, whose ``log`` is libdevice's). Steps wider than a depth-0
+node (``D < 0``) sum their ``2**-D`` top nodes, as :func:`sdesim.brownian.tree.coarse_increment` does.
+
+One factory, :func:`build_kernel`, generates a kernel per (SDE, scheme, dtype, bound on the step
+depth, output mode): the stack is a local array, whose size must be known when compiling. The
+scheme's step is the CPU scheme's own step function (``solver.make_step``) compiled for the device
+together with the user's functions (:mod:`.translate`), so the arithmetic of a step is the same
+source on both backends.
 """
 
 import math
 
 import numpy as np
-from numba import cuda
+from numba import config, cuda
 from numba import types as nbt
 
 from ..brownian.rng import _M0, _M1, _MANT, _MASK32, _S32, _TO_UNIT, _W0, _W1, _ZF, _ZK, _ZR, _ZW
+from ..brownian.tree import MAX_DEPTH, RUN_BITS, TAG_SPLIT, TAG_TOP
 from .translate import device_function
 
-__all__ = ["build_kernel", "normal_pair", "normal_at", "build_normals_kernel", "normal_at_kernel", "tables"]
+__all__ = ["build_kernel", "depth_bound", "device_keys", "normal_pair", "normal_at", "node_normals",
+           "build_normals_kernel", "normal_at_kernel", "node_normals_kernel", "tables"]
 
 _B8 = np.uint64(0xFF)
 _ONE = np.uint64(1)
@@ -160,6 +172,101 @@ def seed_words(k0, k1):
     return np.uint32(int(k0) & 0xFFFFFFFF), np.uint32(int(k1) & 0xFFFFFFFF)
 
 
+def device_keys(keys):
+    """The key words of every tree depth (``BrownianPath.keys``, uint64 ``(MAX_DEPTH + 1, 2)``) as the
+    uint32 array the ensemble kernel takes (each word as :func:`seed_words` converts it)."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    return np.ascontiguousarray(keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+# ----------------------------------------------------------------------------- the Brownian tree
+if config.ENABLE_CUDASIM:  # Python arithmetic rounds every operation on its own already
+    @cuda.jit(device=True)
+    def _mul_rn(a, b):
+        return a * b
+else:
+    from numba.cuda import libdevice
+
+    @cuda.jit(device=True)
+    def _mul_rn(a, b):
+        """``a * b`` rounded on its own (``mul.rn``): NVVM does not contract it with a following
+        addition into a multiply-add, so a split ``0.5 D +- s z`` rounds as on the CPU."""
+        return libdevice.dmul_rn(a, b)
+
+
+@cuda.jit(device=True)
+def node_normals(keys, depth, tag, i, pathw, m, z, zk, zw, zf):
+    """``z[:m]``: normals ``0 .. m - 1`` of node ``i`` at ``depth`` (``tag``) on path ``pathw``, as
+    :func:`sdesim.brownian.tree.node_normals` draws them: counter indices ``_node_start(i, m) + c``
+    (bits 56-60 of ``i`` in the high index bits), cell word ``i >> 24``, key ``keys[depth]``; one
+    Philox call per pair of indices."""
+    i = np.int64(i)
+    k0 = keys[depth, 0]
+    k1 = keys[depth, 1]
+    start = (((i >> 56) & 0x1F) << 46) + (i & 0xFFFFFF) * m
+    cellw = np.uint32((i >> RUN_BITS) & 0xFFFFFFFF)
+    for pair in range(start >> 1, ((start + m - 1) >> 1) + 1):
+        c0 = _counter0(tag, pair)
+        c1 = np.uint32(np.int64(pair) & 0xFFFFFFFF)
+        a, b = philox(c0, c1, cellw, pathw, k0, k1)
+        j = 2 * pair - start
+        if j >= 0:
+            z[j] = _ziggurat(a, k0, k1, c0, c1, cellw, pathw, 0, zk, zw, zf)
+        if j + 1 < m:
+            z[j + 1] = _ziggurat(b, k0, k1, c0, c1, cellw, pathw, 1, zk, zw, zf)
+
+
+@cuda.jit(device=True)
+def walk_increment(keys, sds, top_sd, depth, g, fresh, pathw, m, stack, z, out, zk, zw, zf):
+    """``out[:m]``: the increment of node ``g`` at ``depth >= 0``, operation for operation as
+    :func:`sdesim.brownian.tree.walk_increment` (``stack``: ``(>= depth + 1, m)``, the pending right siblings; called for
+    ``g, g + 1, ...`` in turn, ``fresh`` for the first)."""
+    local = g & ((np.int64(1) << depth) - 1)
+    if fresh or local == 0:
+        node_normals(keys, 0, TAG_TOP, g >> depth, pathw, m, z, zk, zw, zf)
+        for c in range(m):
+            out[c] = _mul_rn(top_sd, z[c])
+        start = 0
+    else:
+        tz = 0
+        while not (local >> tz) & 1:
+            tz += 1
+        start = depth - tz
+        for c in range(m):
+            out[c] = stack[start, c]
+    for level in range(start, depth):
+        node_normals(keys, level, TAG_SPLIT, g >> (depth - level), pathw, m, z, zk, zw, zf)
+        s = sds[level]
+        if (g >> (depth - level - 1)) & 1:
+            for c in range(m):
+                out[c] = 0.5 * out[c] - _mul_rn(s, z[c])
+        else:
+            for c in range(m):
+                half = 0.5 * out[c]
+                sz = _mul_rn(s, z[c])
+                stack[level + 1, c] = half - sz
+                out[c] = half + sz
+
+
+@cuda.jit(device=True)
+def coarse_increment(keys, top_sd, span, g, pathw, m, z, out, zk, zw, zf):
+    """``out[:m]``: the sum of the ``span`` depth-0 nodes from ``g * span`` (steps wider than a
+    depth-0 node): :func:`sdesim.brownian.tree.coarse_increment`."""
+    for c in range(m):
+        out[c] = 0.0
+    for j in range(g * span, (g + 1) * span):
+        node_normals(keys, 0, TAG_TOP, j, pathw, m, z, zk, zw, zf)
+        for c in range(m):
+            out[c] += _mul_rn(top_sd, z[c])
+
+
+def depth_bound(step_depth):
+    """The stack depth a kernel is compiled for that serves a plan's ``step_depth``: rounded up to a
+    multiple of 8 (at most :data:`~sdesim.brownian.tree.MAX_DEPTH`), so nearby ``dt`` share a kernel."""
+    d = max(int(step_depth), 0)
+    return min(MAX_DEPTH, -(-(d + 1) // 8) * 8 - 1)
+
+
 # ----------------------------------------------------------------------------- the ensemble kernel
 @cuda.jit(device=True)
 def _no_projection(t, y, args):
@@ -171,13 +278,17 @@ def _no_functional(t, y, args, out):
     pass
 
 
-def build_kernel(sde, solver, *, dtype, levels, store_state, save_w, functional=None, n_functional=None):
+def build_kernel(sde, solver, *, dtype, max_depth, store_state, save_w, functional=None, n_functional=None):
     """Compile the ensemble kernel for ``sde`` and ``solver`` (a CPU scheme; its step is reused).
 
-    ``levels``: ``k`` with ``brownian_dt = 2**k dt``. ``store_state``: write the state at each
-    save time (else ``functional(t, y, args, out)``, ``n_functional`` values). ``save_w``: also
-    write ``W(ts) - W(ts[0])``. Returns ``kernel[blocks, threads](y0s, path0, n_paths, t0, dt,
-    n_steps, save_step, sqrt_b, sds, k0, k1, gk, gw, gf, args, out, ws, fail_q)``.
+    ``max_depth``: the deepest step depth it serves (the walk's stack has ``max_depth + 1`` rows of
+    ``noise_dim`` float64: local memory per thread; see :func:`depth_bound`). ``store_state``: write the state at each save time (else
+    ``functional(t, y, args, out)``, ``n_functional`` values). ``save_w``: also write
+    ``W(ts) - W(ts[0])``. Returns ``kernel[blocks, threads](y0s, path0, n_paths, g0, t0, dt, n_steps,
+    depth, save_step, keys, sds, top_sd, gk, gw, gf, args, out, ws, fail_q)``: steps ``[g dt, (g + 1) dt]``,
+    ``g = g0 .. g0 + n_steps - 1`` (``ts[0] = t0 = g0 dt``), each the node ``g`` at ``depth`` of the
+    Brownian tree (``depth <= max_depth``; negative: ``2**-depth`` depth-0 nodes); ``keys``: uint32
+    ``(MAX_DEPTH + 1, 2)`` (:func:`device_keys`).
     """
     dim, m = sde.dim, sde.noise_dim
     what = f"SDE {sde.name!r}"
@@ -190,25 +301,13 @@ def build_kernel(sde, solver, *, dtype, levels, store_state, save_w, functional=
     work_size = max(1, solver.work_size(sde))  # O(dim) with a matrix-free diffusion_product
     area_dim = solver.area_size(sde)
     DT = nbt.float32 if np.dtype(dtype) == np.float32 else nbt.float64
-    K = int(levels)
-    n_buf = 1 << K
-    track_w = bool(save_w) or K > 0
-    wm = m if track_w else 1
-    rm = m if K > 0 else 1
-    n_pairs = (m + 1) // 2
-
-    @cuda.jit(device=True)
-    def _put(c, r, dW, w_cell, w_rel):
-        """Root increment ``r`` of component ``c`` (``brownian_dt = dt``): the step's ``dW``, and the
-        Brownian value bookkeeping of the CPU kernel (``w_rel`` is the previous root here, so
-        ``w_rel - root = 0`` and the cell start moves by it)."""
-        if track_w:
-            w_cell[c] += w_rel[c]
-            w_rel[c] = r
-        dW[c] = r
+    rows = int(max_depth) + 1
+    if not 1 <= rows <= MAX_DEPTH + 1:
+        raise ValueError(f"max_depth must be in 0..{MAX_DEPTH}, got {max_depth!r}")
+    wm = m if save_w else 1
 
     @cuda.jit
-    def kernel(y0s, path0, n_paths, t0, dt, n_steps, save_step, sqrt_b, sds, k0, k1, gk, gw, gf,
+    def kernel(y0s, path0, n_paths, g0, t0, dt, n_steps, depth, save_step, keys, sds, top_sd, gk, gw, gf,
                args, out, ws, fail_q):
         zk = cuda.shared.array(256, nbt.uint64)
         zw = cuda.shared.array(256, nbt.float64)
@@ -220,13 +319,17 @@ def build_kernel(sde, solver, *, dtype, levels, store_state, save_w, functional=
         dW = cuda.local.array(m, DT)
         area = cuda.local.array((area_dim, area_dim), DT)
         fval = cuda.local.array(fv_size, DT)
-        w_cell = cuda.local.array(wm, nbt.float64)  # W at the start of the current cell
-        w_rel = cuda.local.array(wm, nbt.float64)   # W now, relative to the cell start
-        root = cuda.local.array(rm, nbt.float64)    # the current cell's increment
+        inc = cuda.local.array(m, nbt.float64)            # the step's Brownian increment
+        z = cuda.local.array(m, nbt.float64)              # a node's normals
+        stack = cuda.local.array((rows, m), nbt.float64)  # the walk's pending right siblings
+        w_cell = cuda.local.array(wm, nbt.float64)        # W at the start of the current step
+        w_rel = cuda.local.array(wm, nbt.float64)         # W now, relative to it
         for a in range(area_dim):
             for b in range(area_dim):
                 area[a, b] = 0.0
         n_save = save_step.size
+        coarse = depth < 0
+        span = np.int64(1) << (-depth if coarse else 0)  # (not max(): the CUDA target mistypes it)
         # one path per thread at a time; a grid smaller than n_paths strides over the paths
         for p in range(cuda.grid(1), n_paths, cuda.gridsize(1)):
             path = path0 + p
@@ -242,75 +345,18 @@ def build_kernel(sde, solver, *, dtype, levels, store_state, save_w, functional=
             failed = False
             for n in range(-1, n_steps):
                 if n >= 0:
-                    cellw = np.uint32((n >> K) & 0xFFFFFFFF)
-                    if K == 0:
-                        # the cell is the step: its increment is the step's (tag 0, normal c).
-                        # Two Philox blocks per round (4 normals): independent chains the
-                        # scheduler interleaves, so fewer resident warps hide the latency.
-                        for pr in range(0, n_pairs - 1, 2):
-                            a0, b0, c0a, c1a = philox_pair(k0, k1, 0, pr, cellw, pathw)
-                            a1, b1, c0b, c1b = philox_pair(k0, k1, 0, pr + 1, cellw, pathw)
-                            c = 2 * pr
-                            _put(c, sqrt_b * _ziggurat(a0, k0, k1, c0a, c1a, cellw, pathw, 0, zk, zw, zf),
-                                 dW, w_cell, w_rel)
-                            _put(c + 1, sqrt_b * _ziggurat(b0, k0, k1, c0a, c1a, cellw, pathw, 1, zk, zw, zf),
-                                 dW, w_cell, w_rel)
-                            _put(c + 2, sqrt_b * _ziggurat(a1, k0, k1, c0b, c1b, cellw, pathw, 0, zk, zw, zf),
-                                 dW, w_cell, w_rel)
-                            if c + 3 < m:
-                                _put(c + 3, sqrt_b * _ziggurat(b1, k0, k1, c0b, c1b, cellw, pathw, 1, zk, zw, zf),
-                                     dW, w_cell, w_rel)
-                        if n_pairs % 2 == 1:  # the last pair alone
-                            pr = n_pairs - 1
-                            a0, b0, c0a, c1a = philox_pair(k0, k1, 0, pr, cellw, pathw)
-                            _put(2 * pr, sqrt_b * _ziggurat(a0, k0, k1, c0a, c1a, cellw, pathw, 0, zk, zw, zf),
-                                 dW, w_cell, w_rel)
-                            if 2 * pr + 1 < m:
-                                _put(2 * pr + 1, sqrt_b * _ziggurat(b0, k0, k1, c0a, c1a, cellw, pathw, 1, zk, zw,
-                                                                    zf), dW, w_cell, w_rel)
+                    g = g0 + n
+                    if coarse:
+                        coarse_increment(keys, top_sd, span, g, pathw, m, z, inc, zk, zw, zf)
                     else:
-                        i_cell = n & (n_buf - 1)
-                        if i_cell == 0:
-                            for c in range(m):
-                                if n > 0:
-                                    w_cell[c] += root[c]
-                                    w_rel[c] -= root[c]
-                            for pr in range((m + 1) // 2):
-                                z0, z1 = normal_pair(k0, k1, 0, pr, cellw, pathw, zk, zw, zf)
-                                root[2 * pr] = z0 * sqrt_b
-                                if 2 * pr + 1 < m:
-                                    root[2 * pr + 1] = z1 * sqrt_b
-                        j = i_cell + 1
-                        for c in range(m):
-                            w_to = 0.0
-                            if j == n_buf:
-                                w_to = root[c]
-                            else:  # bisect the cell's tree down to point j (as fill_cell builds it)
-                                lo = 0.0
-                                hi = root[c]
-                                node = 0
-                                width = n_buf
-                                pos = j
-                                level = 0
-                                while True:
-                                    half = width >> 1
-                                    z = normal_at(k0, k1, level + 1, node * m + c, cellw, pathw, zk, zw, zf)
-                                    mid = 0.5 * (lo + hi) + sds[level] * z
-                                    if pos == half:
-                                        w_to = mid
-                                        break
-                                    if pos < half:
-                                        hi = mid
-                                        node = 2 * node
-                                    else:
-                                        lo = mid
-                                        node = 2 * node + 1
-                                        pos -= half
-                                    width = half
-                                    level += 1
-                            dW[c] = w_to - w_rel[c]
-                            w_rel[c] = w_to
-                    t_to = t0 + (n + 1) * dt
+                        walk_increment(keys, sds, top_sd, depth, g, n == 0, pathw, m, stack, z, inc,
+                                       zk, zw, zf)
+                    for c in range(m):
+                        if save_w:  # the CPU kernel's bookkeeping: W(ts) = w_cell + w_rel
+                            w_cell[c] += w_rel[c]
+                            w_rel[c] = inc[c]
+                        dW[c] = inc[c]
+                    t_to = (g + 1) * dt
                     step(t, t_to - t, y, dW, area, args, work, y_new)
                     y, y_new = y_new, y
                     if has_projection:
@@ -345,9 +391,10 @@ def build_kernel(sde, solver, *, dtype, levels, store_state, save_w, functional=
 
 
 def build_normals_kernel():
-    """A bare generator kernel (the card's random-number ceiling): thread ``p`` makes the normals
-    ``(tag 0, c < m)`` of cells ``0 .. n_cells - 1`` of path ``p`` -- the layout a solve with
-    ``brownian_dt = dt`` consumes -- and writes their sum."""
+    """A bare generator kernel (the card's random-number ceiling): thread ``p`` makes ``m`` normals
+    per step for ``n_cells`` steps of path ``p`` and writes their sum. A solve's walk down the
+    Brownian tree draws as many per step on average (one split of ``m`` normals), under per-depth
+    keys; this benchmark keeps a plain layout (tag 0, cell ``n``, one key), which costs the same."""
 
     @cuda.jit
     def normals(n_paths, n_cells, m, k0, k1, gk, gw, gf, out):
@@ -363,7 +410,7 @@ def build_normals_kernel():
         n_pairs = (m + 1) // 2
         for n in range(n_cells):
             cellw = np.uint32(n & 0xFFFFFFFF)
-            for pr in range(0, n_pairs - 1, 2):  # as the solve kernels draw them: two Philox blocks a round
+            for pr in range(0, n_pairs - 1, 2):  # two Philox blocks a round (independent chains)
                 a0, b0, c0a, c1a = philox_pair(k0, k1, 0, pr, cellw, pathw)
                 a1, b1, c0b, c1b = philox_pair(k0, k1, 0, pr + 1, cellw, pathw)
                 acc += _ziggurat(a0, k0, k1, c0a, c1a, cellw, pathw, 0, zk, zw, zf)
@@ -387,7 +434,8 @@ _NORMAL_AT = []
 
 def normal_at_kernel():
     """``kernel[blocks, threads](idx, tag, cell, path, k0, k1, gk, gw, gf, out)``:
-    ``out[i] = normal_at(tag, idx[i], cell, path)`` on the device (for checks against the CPU)."""
+    ``out[i] = normal_at(tag, idx[i], cell, path)`` on the device (for checks of the generator
+    against the CPU's; any tag, index and cell words, one key)."""
     if not _NORMAL_AT:
         @cuda.jit
         def kern(idx, tag, cell, path, k0, k1, gk, gw, gf, out):
@@ -401,3 +449,25 @@ def normal_at_kernel():
 
         _NORMAL_AT.append(kern)
     return _NORMAL_AT[0]
+
+
+_NODE_NORMALS = []
+
+
+def node_normals_kernel():
+    """``kernel[blocks, threads](nodes, depths, tag, path, m, keys, gk, gw, gf, out)``:
+    ``out[j, :m]`` = the normals of node ``nodes[j]`` at ``depths[j]`` (:func:`node_normals`; ``keys``
+    from :func:`device_keys`), for checks against :func:`sdesim.brownian.tree.node_normals`."""
+    if not _NODE_NORMALS:
+        @cuda.jit
+        def kern(nodes, depths, tag, path, m, keys, gk, gw, gf, out):
+            zk = cuda.shared.array(256, nbt.uint64)
+            zw = cuda.shared.array(256, nbt.float64)
+            zf = cuda.shared.array(256, nbt.float64)
+            load_tables(gk, gw, gf, zk, zw, zf)
+            j = cuda.grid(1)
+            if j < nodes.size:
+                node_normals(keys, depths[j], tag, nodes[j], np.uint32(path), m, out[j], zk, zw, zf)
+
+        _NODE_NORMALS.append(kern)
+    return _NODE_NORMALS[0]

@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 
 from ..brownian.rng import seed_to_key
-from ..brownian.tree import sd_table
 from ..plan import make_plan
 from ..runners.kernel import CHUNK
 from ..runners.results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
@@ -22,7 +21,7 @@ __all__ = ["solve", "run_cuda", "available", "simulated", "check_gpu_compatible"
 THREADS_PER_BLOCK = 128
 #: Bytes of per-save output the device holds at once in reduce mode (paths run in blocks).
 REDUCE_BYTES = 1 << 28
-#: The compiled kernels, by (SDE functions, scheme, dtype, tree depth, output mode).
+#: The compiled kernels, by (SDE functions, scheme, dtype, bound on the step depth, output mode).
 _KERNELS = {}
 
 
@@ -86,7 +85,7 @@ def _explain(msg):
     return msg
 
 
-def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float64",
+def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=None, dtype="float64",
           save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
           functional=None, functional_dim=None, on_nonfinite="raise", progress=False,
           n_threads=None, threads_per_block=None, grid_threads=None, debug=None):
@@ -97,13 +96,14 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=0, dtype="float
     of threads launched (default: one per path), each then integrates paths ``i, i + grid, ...``
     one after the other -- fewer resident threads keep their local arrays (the state, drift,
     increments: ``~5 dim`` values each) in cache.
+    ``brownian_dt`` is deprecated and without effect (passed on to the plan, which warns).
     ``Solution.stats`` adds ``kernel_s`` (device time of the kernels, transfers excluded),
     ``device_s`` (allocation, upload and kernels, host copies excluded) and ``device``.
     """
     if levy_substeps is not None:
         raise GPUUnsupportedError("levy_substeps applies to Milstein with general noise, which device='cuda' "
                                   "does not run; use device='cpu'")
-    plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, dtype=dtype,
+    plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
                      save_brownian=save_brownian, brownian_dt=brownian_dt, reduce=reduce,
                      functional=functional, functional_dim=functional_dim, on_nonfinite=on_nonfinite,
                      n_threads=n_threads, debug=debug)
@@ -117,9 +117,8 @@ def run_cuda(plan, *, progress=False, threads_per_block=None, grid_threads=None)
         raise GPUUnsupportedError("debug mode (bounds-checked user functions) runs on device='cpu' only")
     sde, solver, method, dtype, ts, dt = plan.sde, plan.solver, plan.method, plan.dtype, plan.ts, plan.dt
     y0s, n_paths, reduce, functional = plan.y0s, plan.n_paths, plan.reduce, plan.functional
-    save_brownian, brownian_dt, k = plan.save_brownian, plan.brownian_dt, plan.levels
-    save_step, n_steps = plan.save_step, plan.n_steps
-    k0, k1 = plan.key
+    save_brownian, bm, depth = plan.save_brownian, plan.brownian, plan.step_depth
+    n_steps = plan.n_steps
     if threads_per_block is None:  # the simulator runs a Python thread per CUDA thread: fewer
         tpb = 32 if simulated() else THREADS_PER_BLOCK
     else:
@@ -129,24 +128,28 @@ def run_cuda(plan, *, progress=False, threads_per_block=None, grid_threads=None)
     if grid_threads is not None and (isinstance(grid_threads, bool) or int(grid_threads) < 1):
         raise ValueError(f"grid_threads must be a positive integer, got {grid_threads!r}")
     check_gpu_compatible(sde, method, functional if reduce else None)
+    if plan.levy_levels > 0:  # (refused above with the scheme; a plan made elsewhere)
+        raise GPUUnsupportedError("device='cuda' has no Levy areas; use device='cpu'")
     off = np.flatnonzero(plan.save_pos >= 0.0)
-    if off.size:
-        i = int(off[0])
+    if plan.x0 > 0.0 or off.size:
+        i = 0 if plan.x0 > 0.0 else int(off[0])
         raise GPUUnsupportedError(
-            f"device='cuda' saves on the step grid ts[0] + n*dt only; ts[{i}] = {ts[i]!r} is not on it "
-            f"(dt = {dt!r}). Choose dt so that every save time is a multiple of it from ts[0], or use "
+            f"device='cuda' runs on the step grid of dt (the times n*dt) only; ts[{i}] = {float(ts[i])!r} "
+            f"is not on it (dt = {dt!r}). Choose dt so that every time in ts is a multiple of it, or use "
             "device='cpu', which bridges the Brownian path to off-grid times.")
     n_f = plan.functional_dim if reduce else sde.dim  # values written per path and save time
 
     cuda = _cuda()
     store_state = functional is None
-    key = (sde.kernel_key(), method, np.dtype(dtype).str, k, store_state, bool(save_brownian), functional, n_f)
+    from .kernel import build_kernel, depth_bound
+    max_depth = depth_bound(depth)
+    key = (sde.kernel_key(), method, np.dtype(dtype).str, max_depth, store_state, bool(save_brownian),
+           functional, n_f)
     compile_s = 0.0
-    launch = _Launch(cuda, sde, y0s, ts, dt, n_steps, save_step, brownian_dt, k0, k1, dtype, tpb, grid_threads)
+    launch = _Launch(cuda, sde, y0s, plan, dtype, tpb, grid_threads)
     if key not in _KERNELS:
         t_c = time.perf_counter()
-        from .kernel import build_kernel
-        kern = build_kernel(sde, solver, dtype=dtype, levels=k, store_state=store_state,
+        kern = build_kernel(sde, solver, dtype=dtype, max_depth=max_depth, store_state=store_state,
                             save_w=bool(save_brownian), functional=functional, n_functional=n_f)
         try:  # compile with a one-path launch
             launch.run(kern, 0, 1, n_f, bool(save_brownian))
@@ -161,19 +164,21 @@ def run_cuda(plan, *, progress=False, threads_per_block=None, grid_threads=None)
     kern = _KERNELS[key]
 
     t_r = time.perf_counter()
-    sol = Solution(ts=ts, method=method, dt=dt, brownian_dt=brownian_dt, seed=plan.seed,
-                   dtype=np.dtype(dtype).name)
+    sol = Solution(ts=ts, method=method, dt=dt, brownian=bm, seed=plan.seed, dtype=np.dtype(dtype).name)
     launch.kernel_s = launch.device_s = 0.0
     if not reduce:
         out, ws, fail_q = launch.run(kern, 0, n_paths, n_f, bool(save_brownian), to_host=True)
         sol.ys = out
+        failed = np.flatnonzero(fail_q >= 0)
+        if save_brownian and failed.size:  # the kernel stops a failed path: read its W on its own (as the CPU)
+            ws[:, failed] = bm.values(ts, failed, dt=dt)
         sol.ws = ws if save_brownian else None
     else:
         sol.count, sol.mean, sol.var, fail_q = _reduce(launch, kern, n_paths, n_f, ts.size, dtype)
     run_s = time.perf_counter() - t_r
     sol.stats = {"compile_s": compile_s, "run_s": run_s, "kernel_s": launch.kernel_s,
                  "device_s": launch.device_s, "n_steps": n_steps, "n_paths": n_paths,
-                 "levy_substeps": None, "brownian_levels": k, "device": _device_name(cuda),
+                 "levy_substeps": None, "brownian_step_depth": depth, "device": _device_name(cuda),
                  "threads_per_block": tpb, "grid_threads": grid_threads}
     failed = np.flatnonzero(fail_q >= 0)
     return finish_failures(sol, failed, fail_q[failed], ts, n_paths, plan.on_nonfinite)
@@ -192,18 +197,19 @@ def _device_name(cuda):
 class _Launch:
     """What every launch of one solve shares: device copies of y0, args, times and tables."""
 
-    def __init__(self, cuda, sde, y0s, ts, dt, n_steps, save_step, brownian_dt, k0, k1, dtype, tpb, grid_threads):
-        from .kernel import seed_words, tables
+    def __init__(self, cuda, sde, y0s, plan, dtype, tpb, grid_threads):
+        from .kernel import device_keys, tables
         self.cuda, self.sde, self.tpb, self.dtype = cuda, sde, tpb, dtype
         self.grid_threads = grid_threads
         self.y0s = y0s
-        self.d_y0_all = None
-        self.t0, self.dt, self.n_steps = float(ts[0]), float(dt), int(n_steps)
-        self.T = ts.size
-        self.d_save = cuda.to_device(np.ascontiguousarray(save_step))
-        self.sqrt_b = math.sqrt(brownian_dt)
-        self.d_sds = cuda.to_device(sd_table(brownian_dt))
-        self.k0, self.k1 = seed_words(k0, k1)
+        bm = plan.brownian
+        self.g0, self.t0, self.dt = np.int64(plan.g0), float(plan.ts[0]), float(plan.dt)
+        self.n_steps, self.depth = np.int64(plan.n_steps), np.int64(plan.step_depth)
+        self.T = plan.ts.size
+        self.d_save = cuda.to_device(np.ascontiguousarray(plan.save_step))
+        self.d_keys = cuda.to_device(device_keys(bm.keys))
+        self.d_sds = cuda.to_device(np.ascontiguousarray(bm.sds, dtype=np.float64))
+        self.top_sd = float(bm.top_sd)
         self.tab = tables()
         self.d_args = tuple(cuda.to_device(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a
                             for a in sde.args)
@@ -225,8 +231,8 @@ class _Launch:
         t_k = time.perf_counter()
         with warnings.catch_warnings():  # small launches (the compiling one) warn of low occupancy
             warnings.filterwarnings("ignore", message=".*under-utilization.*")
-            kern[blocks, self.tpb](d_y0, np.int64(path0), np.int64(n), self.t0, self.dt, np.int64(self.n_steps),
-                                   self.d_save, self.sqrt_b, self.d_sds, self.k0, self.k1, *self.tab,
+            kern[blocks, self.tpb](d_y0, np.int64(path0), np.int64(n), self.g0, self.t0, self.dt,
+                                   self.n_steps, self.depth, self.d_save, self.d_keys, self.d_sds, self.top_sd, *self.tab,
                                    self.d_args, out, ws, fail_q)
             cuda.synchronize()
         t_e = time.perf_counter()
@@ -292,9 +298,10 @@ def _welford_kernel():
 
 
 def normals_per_second(n_paths, n_cells, m, *, seed=0, threads_per_block=None, repeats=1):
-    """The card's random-number ceiling: normals per second of a bare kernel that makes the normals
-    a ``brownian_dt = dt`` solve of ``n_paths`` paths, ``n_cells`` steps and ``m`` noise components
-    consumes (same generator, same counters), and only sums them. Returns ``(rate, seconds)``."""
+    """The card's random-number ceiling: normals per second of a bare kernel that makes as many
+    normals as a solve of ``n_paths`` paths, ``n_cells`` steps and ``m`` noise components draws on
+    average (one tree split of ``m`` normals per step; same generator, plain tag-0 counters), and
+    only sums them. Returns ``(rate, seconds)``."""
     cuda = _cuda()
     from .kernel import build_normals_kernel, seed_words, tables
     key = ("normals",)

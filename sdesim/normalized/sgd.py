@@ -212,7 +212,7 @@ def run_sgd(model, lr, wd, w0, record_steps, *, n_runs=None, seed=0, momentum=0.
     res = SGDResult(steps=rec.copy(), norms=norms, eta_eff=eta_eff, angle=angle,
                     loss=loss if do_eval else None, train_acc=acc if has_acc else None,
                     test_acc=tacc if has_test else None, iterates=iters if store_iter else None,
-                    group_offsets=offsets, lr=lr_s, wd=wd_s, momentum=mom, svag=l, seed=int(seed),
+                    group_offsets=offsets, lr=lr_s, wd=wd_s, momentum=mom, svag=l, seed=_check_seed(seed),
                     stats={"compile_s": compile_s, "run_s": run_s, "n_substeps": int(rec[-1]) * l,
                            "n_runs": R})
     bad = np.flatnonzero(fail >= 0)
@@ -290,8 +290,10 @@ def sgd_draws(model, seed, run, substep, *, svag=1):
 # ----------------------------------------------------------------------------- validation
 def _check_seed(seed):
     seed = seed[()] if isinstance(seed, np.ndarray) and seed.ndim == 0 else seed
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
+        raise TypeError(f"seed must be a non-negative integer or a numpy.random.SeedSequence, got {seed!r}")
     return int(seed)
 
 
