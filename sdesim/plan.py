@@ -256,7 +256,7 @@ def save_layout(ts, dt, bm, K):
     e_dt = bm.step_level(dt)
     depth = TOP_LEVEL - e_dt  # of a step's node
     u_max = t_max / bm.scale
-    if u_max >= 2.0 ** (TOP_LEVEL + MAX_DEPTH) or depth + K > leaf_depth(u_max):
+    if u_max >= 2.0 ** (TOP_LEVEL + MAX_DEPTH) or depth + K > int(leaf_depth(u_max)):
         raise ValueError(f"dt={dt:g} (with {2**K} Levy sub-steps) is finer than the Brownian tree resolves at "
                          f"|t| = {t_max:g}; use a larger dt or fewer levy_substeps")
     p = ts / dt  # in steps (exactly t / f scaled by a power of two)
@@ -269,9 +269,8 @@ def save_layout(ts, dt, bm, K):
     save_pos = np.where(on_grid, -1.0, p - base)
     save_step[0], save_pos[0] = -1, -1.0
     u = np.ldexp(np.where(on_grid, near, p), e_dt)
-    pos = [leaf_position(x) for x in u]
-    leaves = np.array([q[0] for q in pos], dtype=np.int64)
-    leaf = (leaves, np.array([q[1] for q in pos], dtype=np.int64), np.array([q[2] for q in pos]))
+    leaf = leaf_position(u)
+    leaves = leaf[0]
     if np.any(np.diff(u) < 4.0 * np.ldexp(1.0, TOP_LEVEL - leaves[1:])):
         raise ValueError("save times closer than a few Brownian leaves (about 2**-45 of their magnitude) "
                          "are not supported")

@@ -59,11 +59,12 @@ def test_grids_the_kernel_cannot_run_are_refused(ts, dt):
 
 
 def test_the_largest_supported_grid_passes_the_check():
+    from sdesim import BrownianPath
     from sdesim.plan import MAX_CELLS, save_layout as _save_layout
     ts = np.array([0.0, 1.0])
     dt = 1.0 / (MAX_CELLS - 1)
-    save_step, _, n_steps = _save_layout(ts, dt, dt, 0)
-    assert n_steps == MAX_CELLS - 1 and save_step[-1] == n_steps - 1
+    layout = _save_layout(ts, dt, BrownianPath(0, 1, unit=dt), 0)
+    assert layout["n_steps"] == MAX_CELLS - 1 and layout["save_step"][-1] == layout["n_steps"] - 1
 
 
 @pytest.mark.parametrize("kw", [{"n_threads": 2.5}, {"n_threads": "2"}, {"n_threads": True},

@@ -484,7 +484,8 @@ def test_keyboard_interrupt_propagates_and_leaves_no_partial_files(client, monke
         time.sleep(0.15)
         return fake(spec)
     monkeypatch.setattr(sweep, "_compute", slow)
-    cfg = _config(tmp_path, seeds="[0, 1, 2, 3]")
+    # 8 points: the interrupt lands while points are left even when a loaded machine delays it
+    cfg = _config(tmp_path, seeds="[0, 1, 2, 3, 4, 5, 6, 7]")
     points, opts = plan(cfg)
     folder = opts["results"]
     sent = []

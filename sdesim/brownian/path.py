@@ -136,10 +136,7 @@ class BrownianPath:
         spanned), shape ``(T, P, m)``."""
         if np.any(np.abs(u) >= 2.0 ** (TOP_LEVEL + MAX_DEPTH)):
             raise ValueError("times beyond the Brownian tree's range")
-        pos = [leaf_position(x) for x in u]
-        leaves = np.array([q[0] for q in pos], dtype=np.int64)
-        index = np.array([q[1] for q in pos], dtype=np.int64)
-        frac = np.array([q[2] for q in pos])
+        leaves, index, frac = leaf_position(u)
         top = index >> leaves
         out = np.empty((u.size, paths.size, self.noise_dim))
         _evaluate(self.keys, self.sds, self.top_sd, top, leaves, index, frac, int(top.min()), int(top.max()),

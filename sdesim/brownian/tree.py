@@ -73,10 +73,11 @@ def sd_by_depth(f):
 
 
 def leaf_depth(u):
-    """Depth of the leaf in which the tree coordinate ``u`` is bridged: ``MAX_DEPTH`` for
-    ``|u| < 2**(TOP_LEVEL + 1)``, one less per binade above (node indices stay below 2**60)."""
-    e = math.frexp(abs(u))[1] - 1 if u != 0 else 0
-    return MAX_DEPTH - max(0, e - TOP_LEVEL)
+    """Depth of the leaf in which the tree coordinate ``u`` (a number or an array) is bridged:
+    ``MAX_DEPTH`` for ``|u| < 2**(TOP_LEVEL + 1)``, one less per binade above (node indices stay
+    below 2**60)."""
+    e = np.frexp(np.abs(np.asarray(u, dtype=np.float64)))[1] - 1
+    return MAX_DEPTH - np.maximum(0, e - TOP_LEVEL)
 
 
 #: Nodes are numbered in runs of 2**RUN_BITS: a run of one depth shares a counter cell word, and
@@ -198,12 +199,13 @@ def fill_increments(keys, sds, depth, g, levels, lo, hi, path, m, inc, out, z):
 
 
 def leaf_position(u):
-    """``(depth, index, frac)``: the leaf in which tree coordinate ``u`` is bridged (its depth from
-    :func:`leaf_depth` and its node index, exact integers) and ``u``'s fraction of it."""
-    depth = leaf_depth(u)
-    v = math.ldexp(u, depth - TOP_LEVEL)
-    index = math.floor(v)
-    return depth, int(index), v - index
+    """``(depth, index, frac)`` arrays: the leaf in which each tree coordinate ``u`` is bridged (its
+    depth from :func:`leaf_depth` and its node index, exact integers) and ``u``'s fraction of it."""
+    u = np.atleast_1d(np.asarray(u, dtype=np.float64))
+    depth = leaf_depth(u).astype(np.int64)
+    v = np.ldexp(u, depth - TOP_LEVEL)
+    index = np.floor(v)
+    return depth, index.astype(np.int64), v - index
 
 
 @nb.njit(cache=True, fastmath=False)
