@@ -47,7 +47,7 @@ def _ws(ts, dt, m=2, n_paths=3, seed=7, **kw):
                         **kw).ws
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(unit=st.sampled_from(UNITS), k=st.integers(-3, 2), refine=st.integers(1, 4), g0=st.integers(-40, 40),
        n=st.integers(1, 40), m=st.sampled_from([1, 2, 3]))
 def test_every_dyadic_step_reads_the_same_path(unit, k, refine, g0, n, m):
