@@ -184,13 +184,18 @@ _BIG_SPHERE = textwrap.dedent("""
 
 
 def test_a_matrix_free_solve_needs_memory_of_order_dim():
-    """The sphere SDE at d = 30000 (a dense factor would be 7.2 GB): 2 paths x 2 steps in < 1 GB."""
-    out = subprocess.run([sys.executable, "-c", _BIG_SPHERE, "30000"], capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    rep = json.loads(out.stdout.strip().splitlines()[-1])
-    assert rep["ok"]
-    assert rep["peak_mb"] < 1024, rep
+    """The sphere SDE at d = 30000 (a dense factor would be 7.2 GB): 2 paths x 2 steps need less than
+    512 MB more than the same solve at d = 30. Peak RSS includes compiling the kernel (several hundred
+    MB when Numba's disk cache is cold, as on a fresh clone), so the small solve runs first, in the
+    same cache state, and only the difference is the solve's own memory."""
+    peak = {}
+    for d in ("30", "30000"):
+        out = subprocess.run([sys.executable, "-c", _BIG_SPHERE, d], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        rep = json.loads(out.stdout.strip().splitlines()[-1])
+        assert rep["ok"]
+        peak[d] = rep["peak_mb"]
+    assert peak["30000"] - peak["30"] < 512, peak
 
 
 def _scalar_drift(t, y, args, out):
