@@ -170,9 +170,12 @@ def fill_node(keys, sds, depth, g, levels, path, m, inc, buf, z):
         s = sds[depth + level]
         nodes_normals(keys, depth + level, TAG_SPLIT, g << level, 1 << level, path, m, z)
         for j in range(1 << level):
-            left = j * width
+            zj = z[j * m:]  # (a row view: no wraparound select per component, see fill_increments)
+            left = buf[j * width]
+            mid = buf[j * width + half]
+            right = buf[j * width + width]
             for c in range(m):
-                buf[left + half, c] = 0.5 * (buf[left, c] + buf[left + width, c]) + s * z[j * m + c]
+                mid[c] = 0.5 * (left[c] + right[c]) + s * zj[c]
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -190,12 +193,15 @@ def fill_increments(keys, sds, depth, g, levels, lo, hi, path, m, inc, out, z):
         s = sds[depth + level]
         half = 1 << (shift - 1)
         for k in range(k_lo, k_hi + 1):
-            left = k << shift
-            base = (k - k_lo) * m
+            # row views: an index that provably is >= 0 needs no wraparound select, which in
+            # ``z[base + c]`` made the compiler read z by gathers (~0.7 ns per component)
+            zk = z[(k - k_lo) * m:]
+            left_row = out[k << shift]
+            right_row = out[(k << shift) + half]
             for c in range(m):
-                parent = 0.5 * out[left, c]
-                out[left + half, c] = parent - s * z[base + c]
-                out[left, c] = parent + s * z[base + c]
+                parent = 0.5 * left_row[c]
+                right_row[c] = parent - s * zk[c]
+                left_row[c] = parent + s * zk[c]
 
 
 def leaf_position(u):

@@ -186,19 +186,19 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                             # constant the compiler unrolls Philox into scalar code; as a loop it runs on
                             # SIMD lanes (d=10: step 1.5x faster)
                             m_run = w_rel.size
+                            jb = g & b_mask  # (0 for coarse steps: B = 0)
                             if coarse:
-                                coarse_increment(keys, top_sd, span, g, path, m_run, z, w_rel)
+                                coarse_increment(keys, top_sd, span, g, path, m_run, z, block[0])
                             else:
-                                jb = g & b_mask
                                 if n == 0 or jb == 0:  # a new block: its node, then its steps still to come
                                     walk_increment(keys, sds, top_sd, walk_depth, g >> B, n == 0, path, m_run,
                                                    stack, z, inc)
                                     fill_increments(keys, sds, walk_depth, g >> B, B, jb,
                                                     min(1 << B, jb + n_steps - n), path, m_run, inc, block, z)
-                                if save_w:
-                                    for c in range(m_run):
-                                        w_rel[c] = block[jb, c]
-                            dW_step = increment_as_dtype(w_rel if coarse else block[jb], dW)
+                            if save_w:
+                                for c in range(m_run):
+                                    w_rel[c] = block[jb, c]
+                            dW_step = increment_as_dtype(block[jb], dW)
                         else:
                             if n > 0:
                                 for c in range(m):
