@@ -13,6 +13,8 @@ import numba as nb
 import numpy as np
 from numba.core.dispatcher import Dispatcher
 
+from .caching.fingerprints import fingerprint
+
 __all__ = ["SDE", "NOISE_TYPES", "DENSE_CHECK_LIMIT"]
 
 #: Noise structures, from the most to the least special.
@@ -38,13 +40,24 @@ def derivative_shape(noise, dim, noise_dim):
     return (dim, noise_dim, dim)
 
 
+#: The compiled form of each user function, by fingerprint: an SDE built again from the same
+#: functions (the same code, closure values and globals) reuses them, and with them the kernels.
+_JITTED = {}
+
+
 def _jit(func, what):
     if isinstance(func, Dispatcher):
         return func
     if not callable(func):
         raise TypeError(f"{what} must be a function f(t, y, args, out), got {type(func).__name__}")
+    digest = fingerprint(func)
+    if digest is not None and digest in _JITTED:
+        return _JITTED[digest]
     # inlined into the kernel at Numba's IR level: no call, no reference counting of args per step
-    return nb.njit(inline="always")(func)
+    jitted = nb.njit(inline="always")(func)
+    if digest is not None:
+        _JITTED[digest] = jitted
+    return jitted
 
 
 class SDE:
@@ -141,6 +154,11 @@ class SDE:
         """What a compiled kernel depends on: the compiled functions, the shapes and the noise."""
         return (self.drift, self.diffusion, self.diffusion_derivative, self.diffusion_product,
                 self.drift_and_product, self.projection, self.dim, self.noise_dim, self.noise)
+
+    def fingerprint(self):
+        """Digest of :meth:`kernel_key` by value (:func:`sdesim.caching.fingerprint`): equal for SDEs
+        whose kernels compile to the same code, in any process; ``None`` if a function has none."""
+        return fingerprint(self.kernel_key())
 
     @property
     def diffusion_shape(self):

@@ -25,7 +25,7 @@ _HORNER = tuple(1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64))) for 
 _LEAD = 1.0 / float(np.prod(np.arange(1, 14, dtype=np.float64)))
 
 
-@nb.njit(fastmath={"contract"})
+@nb.njit(fastmath={"contract"}, cache=True)
 def exp_nonpositive(x, out):
     """``out[i] = exp(x[i])`` for 1-d contiguous float64 arrays with ``x[i] <= 0`` (``out`` may be ``x``)."""
     n = x.size

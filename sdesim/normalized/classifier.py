@@ -15,7 +15,7 @@ from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, nois
 __all__ = ["NormalizedLinearClassifier"]
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def softmax_residual(Z, Y):
     """``softmax(Z) - Y`` row by row, shape ``(n, K)`` (``Y`` one-hot)."""
     n, K = Z.shape
@@ -38,13 +38,13 @@ def softmax_residual(Z, Y):
     return R
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _logits(wn, params, X):
     scale, Y = params[1][1], params[3]
     return np.dot(X, wn.reshape((X.shape[1], Y.shape[1]))) * scale
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _raw_weighted(wn, params, c):
     X, Y, scale = params[2], params[3], params[1][1]
     R = softmax_residual(_logits(wn, params, X), Y)
@@ -65,7 +65,7 @@ def _data_matrix_impl(like, params):
     return lambda like, params: params[2]
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _raw_weighted_pair(wn, params, c0, c1, like):
     """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM, both GEMMs in the
     precision of the state ``like`` (float32 or float64; softmax and weights in float64)."""
@@ -76,7 +76,7 @@ def _raw_weighted_pair(wn, params, c0, c1, like):
     return np.ascontiguousarray(A[:, :K]).ravel(), np.ascontiguousarray(A[:, K:]).ravel()
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _raw_samples(wn, params):
     X, Y, scale = params[2], params[3], params[1][1]
     n, p = X.shape
@@ -90,7 +90,7 @@ def _raw_samples(wn, params):
     return M
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _sample_stats(wn, params):
     X, Y, xx, scale = params[2], params[3], params[4], params[1][1]
     Z = _logits(wn, params, X)
@@ -109,7 +109,7 @@ def _sample_stats(wn, params):
     return sq, proj
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _raw_subset(wn, params, idx, c):
     """``sum_b c_b M_{idx_b}`` (shape ``(d,)``) from the chosen rows only: no full forward pass."""
     X, Y, scale = params[2], params[3], params[1][1]

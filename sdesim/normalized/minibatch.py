@@ -29,6 +29,7 @@ gradient with respect to ``w`` is ``(M_ij - (M_ij . wn_j) wn_j) / |w_j|`` for gr
 import numba as nb
 import numpy as np
 
+from ..caching import disk_cached
 from ._checks import check_int, check_point, check_real
 from .models import normalize_groups, tangent_per_group
 
@@ -46,7 +47,7 @@ def noise_factor_scale(n, batch_size, replace):
     return np.sqrt(c / (B * n))
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _centred(dB):
     """``dB - mean(dB)`` (float64): ``sum_i (g_i - gbar) dB_i = sum_i g_i (dB_i - mean dB)``."""
     n = dB.size
@@ -60,7 +61,7 @@ def _centred(dB):
     return c
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def paired_weights(Q, c0, c1, out):
     """``out = [Q * c0[:, None], Q * c1[:, None]]`` side by side, shape ``(n, 2 m)`` (any float
     dtype): one GEMM then gives two weighted sums of per-sample terms (``raw_weighted_pair``)."""
@@ -77,7 +78,7 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
     from a model's primitives (``raw_weighted_pair(wn, params, c0, c1, like)`` gives two weighted
     sums from one forward pass; ``like`` is the state, whose dtype a model may compute in)."""
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def grad_kernel(w, params, out):
         offsets = params[0]
         wn, norms = normalize_groups(w, offsets)
@@ -85,13 +86,13 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
         c = np.full(n, 1.0 / n)
         tangent_per_group(raw_weighted(wn, params, c), wn, offsets, norms, 1.0, out)
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def noise_product_kernel(w, params, dB, out):
         offsets, f = params[0], params[1][0]
         wn, norms = normalize_groups(w, offsets)
         tangent_per_group(raw_weighted(wn, params, _centred(dB)), wn, offsets, norms, f, out)
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def noise_factor_kernel(w, params, out):
         offsets, f = params[0], params[1][0]
         wn, norms = normalize_groups(w, offsets)
@@ -110,7 +111,7 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
             for a in range(d):
                 out[a, i] = col[a]
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def noise_trace_kernel(w, params, out):
         # tr Sigma_jj = f^2 / |w_j|^2 sum_i |P_j(M_ij - Mbar_j)|^2 and, with P_j the projection
         # off wn_j, sum_i |P_j(M_ij - Mbar_j)|^2 = sum_i (|M_ij|^2 - (M_ij.wn_j)^2) - n |P_j Mbar_j|^2.
@@ -131,7 +132,7 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
             acc -= n * (m2 - mp * mp)
             out[j] = f * f * max(acc, 0.0) / (norms[j] * norms[j])
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def grad_and_noise_product_kernel(w, params, dB, grad_out, noise_out):
         # grad L and S dB at the same w share the forward pass (what Euler-Maruyama needs per step)
         offsets, f = params[0], params[1][0]
@@ -141,8 +142,11 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
         tangent_per_group(g, wn, offsets, norms, 1.0, grad_out)
         tangent_per_group(s, wn, offsets, norms, f, noise_out)
 
-    return (grad_kernel, noise_product_kernel, noise_factor_kernel, noise_trace_kernel,
-            grad_and_noise_product_kernel)
+    kernels = (grad_kernel, noise_product_kernel, noise_factor_kernel, noise_trace_kernel,
+               grad_and_noise_product_kernel)
+    for kernel in kernels:  # (compiled on their own when the SDE's functions are checked in Python)
+        disk_cached(kernel)
+    return kernels
 
 
 def make_minibatch_kernel(raw_subset):
@@ -150,13 +154,13 @@ def make_minibatch_kernel(raw_subset):
     weighted sum of the chosen samples' gradients with respect to ``w`` (``c_b = 1/B``: the
     minibatch gradient). Costs ``O(len(idx) d)``, independent of ``n``."""
 
-    @nb.njit(nogil=True)
+    @nb.njit(nogil=True, fastmath=False)
     def minibatch_grad_kernel(w, params, idx, c, out):
         offsets = params[0]
         wn, norms = normalize_groups(w, offsets)
         tangent_per_group(raw_subset(wn, params, idx, c), wn, offsets, norms, 1.0, out)
 
-    return minibatch_grad_kernel
+    return disk_cached(minibatch_grad_kernel)
 
 
 class DataModel:

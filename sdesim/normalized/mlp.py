@@ -18,7 +18,7 @@ from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, nois
 __all__ = ["WeightNormMLP"]
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _forward(wn, params, X):
     """Pre-activations ``S = X Ubar`` ``(n, m)``, hidden ``H`` ``(n, m)``, logits ``(n, K)``."""
     scale, gain, A = params[1][1], params[1][2], params[5]
@@ -29,18 +29,18 @@ def _forward(wn, params, X):
     return S, H, np.dot(H, A) * scale
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _logits(wn, params, X):
     return _forward(wn, params, X)[2]
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _unit_coefficients(wn, params):
     """``Q_ij = d loss_i / d (x_i . ubar_j)`` and the pre-activations ``S``; ``M_ij = Q_ij x_i``."""
     return _coefficients(wn, params, params[2], params[3])
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _coefficients(wn, params, X, Y):
     """:func:`_unit_coefficients` on given rows ``X``, one-hot labels ``Y``."""
     scale, gain, A = params[1][1], params[1][2], params[5]
@@ -53,7 +53,7 @@ def _coefficients(wn, params, X, Y):
     return Q, S
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _raw_weighted(wn, params, c):
     Q, _ = _unit_coefficients(wn, params)
     for i in range(Q.shape[0]):
@@ -62,7 +62,7 @@ def _raw_weighted(wn, params, c):
     return np.dot(Q.T, params[2]).ravel()
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _raw_weighted_pair(wn, params, c0, c1, like):
     """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM (float64)."""
     Q, _ = _unit_coefficients(wn, params)
@@ -71,7 +71,7 @@ def _raw_weighted_pair(wn, params, c0, c1, like):
     return A[:m].ravel(), A[m:].ravel()
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _raw_samples(wn, params):
     X = params[2]
     Q, _ = _unit_coefficients(wn, params)
@@ -85,7 +85,7 @@ def _raw_samples(wn, params):
     return M
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _sample_stats(wn, params):
     xx = params[4]
     Q, S = _unit_coefficients(wn, params)
@@ -99,7 +99,7 @@ def _sample_stats(wn, params):
     return sq, proj
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _raw_subset(wn, params, idx, c):
     """``sum_b c_b M_{idx_b}`` (shape ``(d,)``) from the chosen rows only: no full forward pass."""
     X, Y = params[2], params[3]

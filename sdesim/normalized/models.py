@@ -25,7 +25,7 @@ from ._checks import check_int, check_point, check_real
 __all__ = ["SphereModel", "group_norms", "normalize_groups"]
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def normalize_groups(w, offsets):
     """``(wn, norms)``: each group of ``w`` divided by its norm (float64 copies)."""
     k = offsets.size - 1
@@ -42,7 +42,7 @@ def normalize_groups(w, offsets):
     return wn, norms
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def tangent_per_group(v, wn, offsets, norms, factor, out):
     """``out_j = factor (v_j - (v_j . wn_j) wn_j) / norms_j`` for every group ``j``.
 
@@ -71,7 +71,7 @@ def group_norms(w, offsets):
     return np.stack([np.linalg.norm(w[..., a:b], axis=-1) for a, b in zip(offsets[:-1], offsets[1:])], axis=-1)
 
 
-@nb.njit(inline="always")
+@nb.njit(inline="always", cache=True)
 def _norm(w):
     acc = 0.0
     for i in range(w.size):
@@ -79,7 +79,7 @@ def _norm(w):
     return np.sqrt(acc)
 
 
-@nb.njit(inline="always")
+@nb.njit(inline="always", cache=True)
 def _sphere_grad(w, params, out):
     """grad of L(w) = 1/2 wbar^T H wbar: (1/|w|) (I - wbar wbar^T) H wbar."""
     H = params[0]
@@ -101,7 +101,7 @@ def _sphere_grad(w, params, out):
         out[i] = (out[i] - proj * w[i] / r) / r
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _sphere_loss(w, params):
     """L(w) = 1/2 wbar^T H wbar (0 for a flat model)."""
     H = params[0]
@@ -119,7 +119,7 @@ def _sphere_loss(w, params):
     return 0.5 * acc / r2
 
 
-@nb.njit(inline="always")
+@nb.njit(inline="always", cache=True)
 def _sphere_noise_product(w, params, dB, out):
     """S(w) dB with S = (s / |w|) (I - wbar wbar^T)  (a projector, so S S^T = Sigma)."""
     s = params[1][0]
@@ -131,7 +131,7 @@ def _sphere_noise_product(w, params, dB, out):
         out[i] = s / r * (dB[i] - dot * w[i] / (r * r))
 
 
-@nb.njit
+@nb.njit(cache=True, fastmath=False)
 def _sphere_noise_factor(w, params, out):
     """The full factor S(w) = (s / |w|) (I - wbar wbar^T), shape (d, d)."""
     s = params[1][0]
@@ -141,7 +141,7 @@ def _sphere_noise_factor(w, params, out):
             out[i, j] = s / r * ((1.0 if i == j else 0.0) - w[i] * w[j] / (r * r))
 
 
-@nb.njit(inline="always")
+@nb.njit(inline="always", cache=True)
 def _sphere_noise_trace(w, params, out):
     """tr Sigma(w) = s^2 (d - 1) / |w|^2 (one group)."""
     r = _norm(w)

@@ -67,7 +67,7 @@ def as_schedule(x, name):
     return Schedule([float(x)])
 
 
-@nb.njit(inline="always")
+@nb.njit(inline="always", cache=True)
 def schedule_value(t, times, values):
     """Compiled lookup of a schedule at time ``t`` (linear scan: schedules are short)."""
     i = 0

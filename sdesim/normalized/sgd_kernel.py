@@ -4,6 +4,7 @@ gradient, evaluation) and the time loop with its geometry records and stop flag 
 import numba as nb
 import numpy as np
 
+from ..caching import use_disk_cache
 from .models import normalize_groups
 from .schedules import schedule_value
 from .sgd_random import TAG_BATCH, TAG_NOISE, _draw_batch, _fill_normals
@@ -274,7 +275,9 @@ def _pieces(model):
         key = (kind, model.grad_kernel, model.noise_product_kernel, model.loss_kernel)
     if key not in _CACHE:
         alloc, draws, stoch_grad, evaluate = _PIECES[kind](model)
-        _CACHE[key] = (kind, alloc, draws, stoch_grad, evaluate, _build_kernel(alloc, stoch_grad, evaluate))
+        kernel = _build_kernel(alloc, stoch_grad, evaluate)
+        use_disk_cache(kernel, "sgd", key, f"the discrete-SGD kernel of {type(model).__name__}")
+        _CACHE[key] = (kind, alloc, draws, stoch_grad, evaluate, kernel)
     return _CACHE[key]
 
 

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from ..caching import loaded_from_disk, use_disk_cache
 from ..solution import Solution
 from .kernel import CHUNK, build_kernel
 from .results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
@@ -24,14 +25,19 @@ def run_cpu(plan, *, progress=False):
     sde = plan.sde
     store = not plan.reduce
     key = (sde.kernel_key(), plan.method, store, plan.save_brownian, plan.functional, plan.dtype)
-    compile_s = 0.0
+    compile_s, source = 0.0, "memory"
     if key not in _KERNELS:
         t_c = time.perf_counter()
         kernel = build_kernel(sde, plan.solver, dtype=plan.dtype, store=store, save_w=plan.save_brownian,
                               functional=plan.functional, n_functional=plan.functional_dim)
-        _run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles
+        options = (plan.solver, plan.method, store, plan.save_brownian, plan.functional, plan.functional_dim,
+                   np.dtype(plan.dtype).str)
+        what = f"the {plan.method} kernel of {sde.name!r} ({np.dtype(plan.dtype).name})"
+        use_disk_cache(kernel, "solve", (sde.kernel_key(), options), what)
+        _run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles (or loads from the disk cache)
         _KERNELS[key] = kernel
         compile_s = time.perf_counter() - t_c
+        source = "disk" if loaded_from_disk(kernel) else "compiled"
     kernel = _KERNELS[key]
 
     # a short solve lets the calling thread work too; a long one keeps it free to take Ctrl-C
@@ -50,7 +56,7 @@ def run_cpu(plan, *, progress=False):
     else:
         sol.count, sol.mean, sol.var, failed, failed_q = _reduce_blocks(kernel, plan, progress, quick)
     K = plan.levy_levels
-    sol.stats = {"compile_s": compile_s, "run_s": time.perf_counter() - t_r, "n_steps": plan.n_steps,
+    sol.stats = {"compile_s": compile_s, "kernel": source, "run_s": time.perf_counter() - t_r, "n_steps": plan.n_steps,
                  "n_paths": plan.n_paths, "levy_substeps": 2**K if K else None,
                  "brownian_step_depth": plan.step_depth}
     return finish_failures(sol, failed, failed_q, plan.ts, plan.n_paths, plan.on_nonfinite)
