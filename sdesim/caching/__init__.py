@@ -28,11 +28,22 @@ def use_disk_cache(dispatcher, kind, inputs, what):
     return attached
 
 
+#: Functions made by factories, by fingerprint (see disk_cached).
+_SHARED = {}
+
+
 def disk_cached(dispatcher):
-    """``dispatcher`` (a compiled function made by a factory, which Numba's ``cache=True`` cannot
-    cache) with the disk cache attached under its fingerprint; compiles are not announced."""
-    attach(dispatcher, fingerprint(("function", package_digest(), dispatcher)), "function", None)
-    return dispatcher
+    """A compiled function made by a factory (which Numba's ``cache=True`` cannot cache), shared:
+    the one made before from the same code and closure values if any (its compiled code is reused
+    in the process), else ``dispatcher`` with the disk cache attached under its fingerprint.
+    Compiles are not announced."""
+    digest = fingerprint(("function", package_digest(), dispatcher))
+    if digest is None:
+        return dispatcher
+    if digest not in _SHARED:
+        attach(dispatcher, digest, "function", None)
+        _SHARED[digest] = dispatcher
+    return _SHARED[digest]
 
 
 def loaded_from_disk(dispatcher):

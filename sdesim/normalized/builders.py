@@ -15,6 +15,7 @@ polar, for each scale-invariant group j (Wbar_j = W_j/|W_j|, G_j = |W_j|^4/eta^2
 import numba as nb
 import numpy as np
 
+from ..caching import disk_cached
 from ..sde import SDE
 from ._checks import check_bool, check_groups, check_model, check_real, check_weights
 from .schedules import as_schedule, schedule_value
@@ -137,6 +138,8 @@ def _sgd_functions(model):
         def fused(y, args, dB, a, gdw):
             grad(y, args, a)
             product(y, args, dB, gdw)
+
+        fused = disk_cached(fused)  # (compiled on its own when drift_and_noise is checked in Python)
 
     @nb.njit(inline="always")
     def drift_and_noise(t, y, args, dB, a, gdw):

@@ -142,11 +142,9 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
         tangent_per_group(g, wn, offsets, norms, 1.0, grad_out)
         tangent_per_group(s, wn, offsets, norms, f, noise_out)
 
-    kernels = (grad_kernel, noise_product_kernel, noise_factor_kernel, noise_trace_kernel,
-               grad_and_noise_product_kernel)
-    for kernel in kernels:  # (compiled on their own when the SDE's functions are checked in Python)
-        disk_cached(kernel)
-    return kernels
+    # (compiled on their own when the SDE's functions are checked in Python: shared and cached)
+    return tuple(disk_cached(k) for k in (grad_kernel, noise_product_kernel, noise_factor_kernel,
+                                          noise_trace_kernel, grad_and_noise_product_kernel))
 
 
 def make_minibatch_kernel(raw_subset):

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from ..caching import loaded_from_disk, use_disk_cache
+from ..caching import fingerprint, loaded_from_disk, use_disk_cache
 from ..solution import Solution
 from .kernel import CHUNK, build_kernel
 from .results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
@@ -24,7 +24,10 @@ def run_cpu(plan, *, progress=False):
     """Run ``plan`` (a :class:`~sdesim.plan.Plan`) on the CPU -> :class:`~sdesim.Solution`."""
     sde = plan.sde
     store = not plan.reduce
-    key = (sde.kernel_key(), plan.method, store, plan.save_brownian, plan.functional, plan.dtype)
+    # by value where the functions have a fingerprint (an SDE built again from the same functions,
+    # e.g. the same model with other rates, reuses the kernel), else by the functions themselves
+    key = (sde.fingerprint() or sde.kernel_key(), plan.method, store, plan.save_brownian,
+           fingerprint(plan.functional) or plan.functional, plan.dtype)
     compile_s, source = 0.0, "memory"
     if key not in _KERNELS:
         t_c = time.perf_counter()

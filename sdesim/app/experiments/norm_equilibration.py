@@ -35,6 +35,8 @@ from .experiment import Experiment, fmt, row, within
 from ._common import pyplot, save_figure
 
 RATIO0, EPS = 10.0, 0.05
+#: Tolerance of the equilibration-time prefactor (widened to 3 standard errors where the noise is larger).
+PREFACTOR_TOL = 0.1
 
 
 def first_settled_time(ts, gap, eps):
@@ -136,12 +138,20 @@ def _digits_point(model, functional, w_dir, lam_e, eta, tau_ref, n_paths, seed, 
     G_inf_pred = tau_obs / (2.0 * lam_e)
     t_eq = first_settled_time(ts, np.abs(G / G_inf - 1.0), EPS)
     t_pred = theory.equilibration_time(G0 / G_inf_pred, lam_e, EPS)
+    log_gap = np.log(abs(G0 / G_inf - 1.0) / EPS)
+    # standard error of the prefactor from the ensemble noise: near t_eq, |G/G_inf - 1| falls
+    # at the rate 4 lam_e EPS per step, so a relative error r of G/G_inf there moves the settling
+    # time by r / (4 lam_e EPS) and the prefactor by r / (EPS log_gap); r combines the standard
+    # error of the mean G at t_eq and that of the tail mean G_inf (taken as fully correlated)
+    se_rel = np.sqrt(np.maximum(sol.var[:, 0], 0.0) / n_paths) / sol.mean[:, 0]
+    at = min(np.searchsorted(ts, t_eq), ts.size - 1) if np.isfinite(t_eq) else ts.size - 1
+    r = float(np.hypot(se_rel[at], se_rel[tail].mean()))
     return {"lam_e": lam_e, "eta": eta, "lam": lam, "dt": dt, "n_paths": n_paths,
             "G0_over_Ginf_measured": G0 / G_inf, "G_inf_measured": G_inf, "tau_obs": tau_obs,
             "tau_start": trace[0], "G_inf_pred_constant_trace": G_inf_pred,
             "G_inf_measured_over_pred": G_inf / G_inf_pred,
             "t_eq": t_eq, "t_pred_constant_trace": t_pred, "ratio": t_eq / t_pred,
-            "prefactor": t_eq * 4.0 * lam_e / np.log(abs(G0 / G_inf - 1.0) / EPS),
+            "prefactor": t_eq * 4.0 * lam_e / log_gap, "prefactor_se": r / (EPS * log_gap),
             "ts": ts, "G_over_Ginf": G / G_inf, "trace": trace}
 
 
@@ -168,6 +178,7 @@ def run_digits(quick=False, out="results/norm_equilibration", seed=0):
     summary = {"model": repr(model), "G0_over_Ginf_target": RATIO0, "eps": EPS, "tau_ref": tau_ref,
                "slope": slope, "slope_target": -1.0,
                "prefactor_min": prefactors.min(), "prefactor_max": prefactors.max(),
+               "prefactor_tolerance": max(PREFACTOR_TOL, 3.0 * max(p["prefactor_se"] for p in points)),
                "t_eq_over_constant_trace_prediction_min": ratios.min(),
                "t_eq_over_constant_trace_prediction_max": ratios.max(),
                "G_inf_measured_over_pred_min": g_ratio.min(), "G_inf_measured_over_pred_max": g_ratio.max(),
@@ -235,12 +246,14 @@ def checks(s):
         dg = s["digits"]
         rows.append(row("digits: slope of log t_eq vs log lam_e", "-1", fmt(dg["slope"], 4), "+- 0.05",
                         within(dg["slope"], -1.0, 0.05)))
+        tol = dg.get("prefactor_tolerance", PREFACTOR_TOL)
         rows.append(row("digits: prefactor with measured G_inf, all points", "1",
-                        f"{fmt(dg['prefactor_min'])} .. {fmt(dg['prefactor_max'])}", "+- 0.1",
-                        within(dg["prefactor_min"], 1, 0.1) and within(dg["prefactor_max"], 1, 0.1)))
+                        f"{fmt(dg['prefactor_min'])} .. {fmt(dg['prefactor_max'])}",
+                        f"+- {fmt(tol)} (0.1, or 3 SE of the ensemble noise if larger)",
+                        within(dg["prefactor_min"], 1, tol) and within(dg["prefactor_max"], 1, tol)))
         lo, hi = dg["t_eq_over_constant_trace_prediction_min"], dg["t_eq_over_constant_trace_prediction_max"]
-        rows.append(row("digits: t_eq / constant-trace prediction (observed trace)", "1",
-                        f"{fmt(lo)} .. {fmt(hi)}", "+- 0.1", within(lo, 1, 0.1) and within(hi, 1, 0.1)))
+        rows.append(row("digits: t_eq / constant-trace prediction (observed trace)", "1",  # (same noise as t_eq)
+                        f"{fmt(lo)} .. {fmt(hi)}", f"+- {fmt(tol)}", within(lo, 1, tol) and within(hi, 1, tol)))
         lo, hi = dg["G_inf_measured_over_pred_min"], dg["G_inf_measured_over_pred_max"]
         rows.append(row("digits: G_inf measured / (tau_obs / (2 lam_e))", "1 (+ EM bias, ~+8% at dt = 0.5)",
                         f"{fmt(lo)} .. {fmt(hi)}", "in [0.95, 1.12]", lo >= 0.95 and hi <= 1.12))
