@@ -16,6 +16,8 @@ LAYERS = {
     # the toolkit's core: random numbers and Brownian trees, schemes, what an SDE and a result are
     "sdesim.brownian": 0, "sdesim.solvers": 0, "sdesim.sde": 0, "sdesim.solution": 0, "sdesim.noise_check": 0,
     "sdesim.analysis": 0, "sdesim.runners": 0, "sdesim.runners.borrow": 0, "sdesim.runners.threads": 0,
+    # compile once: fingerprints of compiled code's inputs, the disk cache of kernels
+    "sdesim.caching": 0,
     # a validated plan and the CPU runner of it (kernel factory, moments, failures); reference SDEs
     "sdesim.plan": 1, "sdesim.runners.kernel": 1, "sdesim.runners.cpu": 1, "sdesim.runners.results": 1,
     "sdesim.reference": 1,
