@@ -91,7 +91,7 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
     """Check the arguments of :func:`sdesim.solve` and lay out the solve (see there)."""
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
-    solver = check_method(method, sde.noise)
+    solver = check_method(method, sde.noise, sde.calculus)
     dtype = check_dtype(dtype)
     ts = check_ts(ts)
     dt = check_positive(dt, "dt")

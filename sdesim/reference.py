@@ -36,9 +36,15 @@ gbm_analytic = SDE(gbm_drift, gbm_diffusion, dim=2, noise="diagonal", args=(GBM_
                           diffusion_derivative=gbm_derivative, name="gbm_analytic")
 
 
-def gbm_exact(t, w, y0):
-    """t: (T,), w: (T, P, 2) -> (T, P, 2)."""
-    return y0 * np.exp((GBM_MU - 0.5 * GBM_S**2) * t[:, None, None] + GBM_S * w)
+#: The same coefficients read in Stratonovich's calculus: Y_T = Y_0 exp(mu T + s W_T).
+gbm_stratonovich = SDE(gbm_drift, gbm_diffusion, dim=2, noise="diagonal", args=(GBM_MU, GBM_S),
+                       diffusion_derivative=gbm_derivative, name="gbm_stratonovich", calculus="stratonovich")
+
+
+def gbm_exact(t, w, y0, calculus="ito"):
+    """t: (T,), w: (T, P, 2) -> (T, P, 2); ``calculus`` of the SDE the coefficients define."""
+    ito = calculus == "ito"
+    return y0 * np.exp((GBM_MU - 0.5 * ito * GBM_S**2) * t[:, None, None] + GBM_S * w)
 
 
 # --- linear system with commuting matrices ---------------------------------------------------
@@ -79,13 +85,22 @@ lin_commutative = SDE(lin_drift, lin_matrix_diffusion, dim=2, noise_dim=2,
                              noise="commutative", args=(LIN_A, LIN_B), name="linear_commutative")
 
 
-def linear_exact(t, w, y0, Bs):
-    """Y_t = exp((A - 1/2 sum B_j^2) t + sum_j B_j W_j) y0 for commuting circulant matrices."""
+lin_scalar_stratonovich = SDE(lin_drift, lin_scalar_diffusion, dim=2, noise="scalar", args=(LIN_A, LIN_B[:1].copy()),
+                              name="linear_scalar_stratonovich", calculus="stratonovich")
+lin_commutative_stratonovich = SDE(lin_drift, lin_matrix_diffusion, dim=2, noise_dim=2, noise="commutative",
+                                   args=(LIN_A, LIN_B), name="linear_commutative_stratonovich",
+                                   calculus="stratonovich")
+
+
+def linear_exact(t, w, y0, Bs, calculus="ito"):
+    """Y_t = exp((A - 1/2 sum B_j^2) t + sum_j B_j W_j) y0 for commuting circulant matrices (Ito;
+    Stratonovich: without the ``- 1/2 sum B_j^2 t``)."""
     P = np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2.0)  # orthonormal eigenbasis
     lam = lambda M: np.array([M[0, 0] + M[0, 1], M[0, 0] - M[0, 1]])
     expo = lam(LIN_A)[None, None, :] * t[:, None, None]
+    ito = calculus == "ito"
     for j, B in enumerate(Bs):
-        expo = expo - 0.5 * lam(B)[None, None, :] ** 2 * t[:, None, None] + lam(B) * w[..., j:j + 1]
+        expo = expo - 0.5 * ito * lam(B)[None, None, :] ** 2 * t[:, None, None] + lam(B) * w[..., j:j + 1]
     z0 = P.T @ y0
     return (np.exp(expo) * z0) @ P.T
 
@@ -107,6 +122,8 @@ def nc_diffusion(t, y, args, out):
 
 noncommutative = SDE(nc_drift, nc_diffusion, dim=2, noise_dim=2, noise="general",
                             name="noncommutative")
+noncommutative_stratonovich = SDE(nc_drift, nc_diffusion, dim=2, noise_dim=2, noise="general",
+                                  name="noncommutative_stratonovich", calculus="stratonovich")
 
 # --- Ornstein-Uhlenbeck, diagonal noise ------------------------------------------------------
 OU_THETA, OU_SIGMA = 1.5, 0.7

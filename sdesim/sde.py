@@ -15,10 +15,12 @@ from numba.core.dispatcher import Dispatcher
 
 from .caching.fingerprints import fingerprint
 
-__all__ = ["SDE", "NOISE_TYPES", "DENSE_CHECK_LIMIT"]
+__all__ = ["SDE", "NOISE_TYPES", "CALCULI", "DENSE_CHECK_LIMIT"]
 
 #: Noise structures, from the most to the least special.
 NOISE_TYPES = ("scalar", "diagonal", "additive", "commutative", "general")
+#: How the noise term of an SDE is read.
+CALCULI = ("ito", "stratonovich")
 
 
 def diffusion_shape(noise, dim, noise_dim):
@@ -102,6 +104,11 @@ class SDE:
         scale-invariant model); :func:`sdesim.solve` calls it before anything runs.
     name : str, optional
         A label for messages and reports.
+    calculus : str
+        ``"ito"`` (default) or ``"stratonovich"``: how the noise term is read. A scheme integrates
+        the calculi it declares (``euler``: Ito; ``euler_heun``: Stratonovich; ``milstein``: both);
+        :meth:`to_ito` and :meth:`to_stratonovich` convert the drift where the derivative of the
+        diffusion is given.
 
     Plain Python functions are compiled with ``numba.njit``; already-jitted functions are
     used as they are. Time is the SDE's own variable.
@@ -111,9 +118,12 @@ class SDE:
                  noise: str, args: tuple = (), diffusion_derivative: Optional[Callable] = None,
                  diffusion_product: Optional[Callable] = None, drift_and_product: Optional[Callable] = None,
                  projection: Optional[Callable] = None, state_check: Optional[Callable] = None,
-                 name: Optional[str] = None) -> None:
+                 name: Optional[str] = None, calculus: str = "ito") -> None:
         if noise not in NOISE_TYPES:
             raise ValueError(f"noise must be one of {NOISE_TYPES}, got {noise!r}")
+        if calculus not in CALCULI:
+            raise ValueError(f"calculus must be one of {CALCULI}, got {calculus!r}")
+        self.calculus = calculus
         dim = _positive_int(dim, "dim")
         if noise == "diagonal":
             noise_dim = dim if noise_dim is None else _positive_int(noise_dim, "noise_dim")
@@ -153,7 +163,7 @@ class SDE:
     def kernel_key(self):
         """What a compiled kernel depends on: the compiled functions, the shapes and the noise."""
         return (self.drift, self.diffusion, self.diffusion_derivative, self.diffusion_product,
-                self.drift_and_product, self.projection, self.dim, self.noise_dim, self.noise)
+                self.drift_and_product, self.projection, self.dim, self.noise_dim, self.noise, self.calculus)
 
     def fingerprint(self):
         """Digest of :meth:`kernel_key` by value (:func:`sdesim.caching.fingerprint`): equal for SDEs
@@ -166,8 +176,35 @@ class SDE:
         return diffusion_shape(self.noise, self.dim, self.noise_dim)
 
     def __repr__(self):
+        extra = "" if self.calculus == "ito" else f", calculus={self.calculus!r}"
         return (f"SDE({self.name!r}, dim={self.dim}, noise_dim={self.noise_dim}, "
-                f"noise={self.noise!r})")
+                f"noise={self.noise!r}{extra})")
+
+    def to_stratonovich(self):
+        """The same process written as a Stratonovich SDE: drift ``f - c`` with the Ito-Stratonovich
+        correction ``c_i = 1/2 sum_j sum_l g_lj d g_ij / d y_l``, same diffusion. Needs
+        ``diffusion_derivative`` (the correction is then exact); the new drift evaluates the
+        diffusion and its derivative each time (and allocates for them)."""
+        return self._converted("stratonovich")
+
+    def to_ito(self):
+        """The same process written as an Ito SDE: drift ``f + c`` (see :meth:`to_stratonovich`)."""
+        return self._converted("ito")
+
+    def _converted(self, calculus):
+        if self.calculus == calculus:
+            return self
+        if self.noise == "additive":  # c = 0: the two calculi coincide
+            drift = self.drift
+        elif self.diffusion_derivative is None:
+            raise ValueError(f"converting {self.name!r} to {calculus} needs diffusion_derivative (the "
+                             "correction 1/2 sum_j L^j g_j uses the derivative of the diffusion)")
+        else:
+            drift = _corrected_drift(self, 1.0 if calculus == "ito" else -1.0)
+        return SDE(drift, self.diffusion, dim=self.dim, noise_dim=self.noise_dim, noise=self.noise,
+                   args=self.args, diffusion_derivative=self.diffusion_derivative,
+                   diffusion_product=self.diffusion_product, projection=self.projection,
+                   state_check=self.state_check, name=f"{self.name} ({calculus})", calculus=calculus)
 
     def check_at(self, t, y, dtype=np.float64, *, dense=True):
         """Evaluate every user function once at ``(t, y)`` (as plain Python) and check it.
@@ -329,3 +366,44 @@ def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _corrected_drift(sde, sign):
+    """Compiled ``f + sign * c`` with ``c_i = 1/2 sum_j sum_l g_lj d g_ij / d y_l`` (Ito drift =
+    Stratonovich drift + c)."""
+    drift, diffusion, deriv = sde.drift, sde.diffusion, sde.diffusion_derivative
+    noise, dim, m = sde.noise, sde.dim, sde.noise_dim
+    g_shape, d_shape = diffusion_shape(noise, dim, m), derivative_shape(noise, dim, m)
+    half = 0.5 * sign
+
+    if noise == "diagonal":
+        @nb.njit(inline="always")
+        def correction(g, d, i):
+            return g[i] * d[i]
+    elif noise == "scalar":
+        @nb.njit(inline="always")
+        def correction(g, d, i):
+            c = 0.0
+            for l in range(dim):
+                c += d[i, l] * g[l]
+            return c
+    else:
+        @nb.njit(inline="always")
+        def correction(g, d, i):
+            c = 0.0
+            for j in range(m):
+                for l in range(dim):
+                    c += d[i, j, l] * g[l, j]
+            return c
+
+    @nb.njit(inline="always")
+    def corrected(t, y, args, out):
+        drift(t, y, args, out)
+        g = np.empty(g_shape)
+        d = np.empty(d_shape)
+        diffusion(t, y, args, g)
+        deriv(t, y, args, d)
+        for i in range(dim):
+            out[i] += half * correction(g, d, i)
+
+    return corrected

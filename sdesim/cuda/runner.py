@@ -60,7 +60,7 @@ def check_gpu_compatible(sde, method="euler", functional=None):
     Checks the scheme and noise, and every function the step reaches (drift, diffusion or
     diffusion product, derivative, projection, ``functional``) for array allocation and BLAS.
     """
-    solver = check_method(method, sde.noise)
+    solver = check_method(method, sde.noise, sde.calculus)
     if solver.needs_levy_area(sde.noise):
         raise GPUUnsupportedError(
             f"device='cuda' has no Milstein for general noise ({sde!r}): its Levy areas need "

@@ -2,12 +2,13 @@
 
 from .base import Solver
 from .euler import Euler
+from .euler_heun import EulerHeun
 from .milstein import Milstein
 
 #: The schemes ``solve(method=...)`` knows, by name.
-SOLVERS = {"euler": Euler(), "milstein": Milstein()}
+SOLVERS = {"euler": Euler(), "milstein": Milstein(), "euler_heun": EulerHeun()}
 
-__all__ = ["Solver", "Euler", "Milstein", "SOLVERS", "get_solver", "check_method"]
+__all__ = ["Solver", "Euler", "EulerHeun", "Milstein", "SOLVERS", "get_solver", "check_method"]
 
 
 def get_solver(method):
@@ -18,12 +19,16 @@ def get_solver(method):
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(SOLVERS)}") from None
 
 
-def check_method(method, noise):
-    """The scheme called ``method``, checked to accept ``noise``; the error names the schemes that do."""
+def check_method(method, noise, calculus="ito"):
+    """The scheme called ``method``, checked to accept ``noise`` and to integrate SDEs of
+    ``calculus``; the error names the schemes that do."""
     solver = get_solver(method)
     try:
         solver.check_noise(noise)
+        solver.check_calculus(calculus)
     except ValueError as exc:
-        others = [n for n, s in SOLVERS.items() if s.accepts(noise)]
-        raise ValueError(f"{exc}; methods that do: {others}") from None
+        others = [n for n, s in SOLVERS.items() if s.accepts(noise) and calculus in s.calculus]
+        hint = "" if calculus in solver.calculus else (
+            "; or convert the SDE with sde.to_ito() / sde.to_stratonovich() (needs diffusion_derivative)")
+        raise ValueError(f"{exc}; methods that do: {others}{hint}") from None
     return solver

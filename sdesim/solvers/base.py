@@ -8,7 +8,7 @@ class Solver:
     """Base class of the integration schemes.
 
     A scheme declares ``strong_order`` and ``weak_order`` (dicts keyed by noise structure;
-    a missing key means the noise is refused) and builds, for one SDE, a compiled step
+    a missing key means the noise is refused), the ``calculus`` of the SDEs it solves, and builds, for one SDE, a compiled step
 
         step(t, h, y, dW, area, args, work, y_out)
 
@@ -21,9 +21,18 @@ class Solver:
     name = None
     strong_order = {}
     weak_order = {}
+    #: The calculi whose SDEs the scheme converges to (an Ito scheme applied to a Stratonovich SDE
+    #: would converge to another process, so solve refuses the pair).
+    calculus = ("ito",)
 
     def accepts(self, noise):
         return noise in self.strong_order
+
+    def check_calculus(self, calculus):
+        """Raise a clear error when this scheme does not integrate SDEs of ``calculus``."""
+        if calculus not in self.calculus:
+            raise ValueError(f"method {self.name!r} integrates {' and '.join(self.calculus)} SDEs, "
+                             f"not {calculus} ones")
 
     def check_noise(self, noise):
         """Raise a clear error when this scheme does not support ``noise``."""

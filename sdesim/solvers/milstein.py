@@ -16,9 +16,16 @@ with the iterated Ito integrals ``I_jk = int_t^{t+h} (W_j(s) - W_j(t)) dW_k(s)``
   the area, plus the commutative-case cost; i.e. ``O(noise_dim**2 / h)`` per step.
 * additive noise: the correction vanishes; this is Euler-Maruyama, strong order 1.
 
+For a Stratonovich SDE (``SDE(..., calculus="stratonovich")``) the scheme is the same with the
+Stratonovich integrals ``J_jk = dW_j dW_k / 2 + A_jk`` (no ``- delta_jk h / 2``), with the same
+orders; for additive noise the two calculi coincide.
+
 Without ``SDE.diffusion_derivative`` the derivative is replaced by the finite difference
 ``L^j g_k ~ (g_k(y + f h + g_j sqrt(h)) - g_k(y)) / sqrt(h)`` (Kloeden & Platen's
-derivative-free form), which keeps strong order 1.
+derivative-free form), which keeps strong order 1. Its ``O(sqrt(h))`` error multiplies ``I_jk``,
+whose mean is 0; ``J_jj`` has mean ``h / 2``, so in Stratonovich form that error would add up to
+``O(sqrt(h))``: there the central difference ``(g_k(y + g_j sqrt(h)) - g_k(y - g_j sqrt(h))) /
+(2 sqrt(h))`` (error ``O(h)``) is used, one more diffusion evaluation per noise component.
 """
 
 import math
@@ -36,6 +43,7 @@ class Milstein(Solver):
     name = "milstein"
     strong_order = dict.fromkeys(("scalar", "diagonal", "additive", "commutative", "general"), 1.0)
     weak_order = dict.fromkeys(strong_order, 1.0)
+    calculus = ("ito", "stratonovich")
 
     def needs_levy_area(self, noise):
         return noise == "general"
@@ -55,7 +63,8 @@ class Milstein(Solver):
         if sde.diffusion_derivative is not None:
             d = {"diagonal": sde.dim, "scalar": sde.dim * sde.dim}.get(
                 sde.noise, sde.dim * sde.noise_dim * sde.dim)
-        return 3 * sde.dim + 2 * g + d
+        central = sde.calculus == "stratonovich" and sde.diffusion_derivative is None
+        return 3 * sde.dim + (3 if central else 2) * g + d
 
     def make_step(self, sde):
         if sde.noise == "additive":
@@ -80,6 +89,10 @@ def _make_elementwise_step(sde):
     a0, g0, yb0, gb0, d0 = 0, dim, 2 * dim, 3 * dim, 4 * dim
     d_shape = ((dim,) if diagonal else (dim, dim)) if analytic else ((0,) if diagonal else (0, 0))
     d_end = d0 + (dim if diagonal else dim * dim) * analytic
+    ito = 1.0 if sde.calculus == "ito" else 0.0  # I_jj = (dW**2 - h) / 2, J_jj = dW**2 / 2
+    central = not ito and not analytic  # (see the module docstring)
+    gm0 = d_end
+    gm_end = gm0 + dim * central
 
     @nb.njit(inline="always")
     def step(t, h, y, dW, area, args, work, y_out):
@@ -89,6 +102,7 @@ def _make_elementwise_step(sde):
         diffusion(t, y, args, g)
         c = work[yb0:gb0]  # reused: first ybar, then c = L g
         gbar = work[gb0:d0]
+        gminus = work[gm0:gm_end]  # (empty unless central differences)
         d = work[d0:d_end].reshape(d_shape)
         sq = math.sqrt(h)
         if analytic:
@@ -101,6 +115,15 @@ def _make_elementwise_step(sde):
                     for k in range(dim):
                         acc += d[i, k] * g[k]
                     c[i] = acc
+        elif central:
+            for i in range(dim):
+                c[i] = y[i] + g[i] * sq
+            diffusion(t, c, args, gbar)
+            for i in range(dim):
+                c[i] = y[i] - g[i] * sq
+            diffusion(t, c, args, gminus)
+            for i in range(dim):
+                c[i] = (gbar[i] - gminus[i]) / (2.0 * sq)
         else:
             for i in range(dim):
                 c[i] = y[i] + a[i] * h + g[i] * sq
@@ -109,7 +132,7 @@ def _make_elementwise_step(sde):
                 c[i] = (gbar[i] - g[i]) / sq
         for i in range(dim):
             w = dW[i] if diagonal else dW[0]
-            y_out[i] = y[i] + a[i] * h + g[i] * w + 0.5 * c[i] * (w * w - h)
+            y_out[i] = y[i] + a[i] * h + g[i] * w + 0.5 * c[i] * (w * w - ito * h)
 
     return step
 
@@ -126,6 +149,10 @@ def _make_matrix_step(sde):
     a0, g0, yb0, gb0, t0_, d0 = 0, dim, dim + gs, 2 * dim + gs, 2 * dim + 2 * gs, 3 * dim + 2 * gs
     d_shape = (dim, m, dim) if analytic else (0, 0, 0)
     d_end = d0 + dim * m * dim * analytic
+    ito = sde.calculus == "ito"
+    central = not ito and not analytic  # (see the module docstring)
+    gm0 = d_end
+    gm_end = gm0 + gs * central
 
     @nb.njit(inline="always")
     def step(t, h, y, dW, area, args, work, y_out):
@@ -139,23 +166,33 @@ def _make_matrix_step(sde):
         d = work[d0:d_end].reshape(d_shape)
         ybar = work[yb0:gb0]
         gbar = work[gb0:t0_]
+        gminus = work[gm0:gm_end]  # (empty unless central differences)
         sq = math.sqrt(h)
         if analytic:
             deriv(t, y, args, d)
         for j in range(m):
-            if not analytic:
+            if central:
+                for i in range(dim):
+                    ybar[i] = y[i] + g[i * m + j] * sq
+                diffusion(t, ybar, args, view(gbar))
+                for i in range(dim):
+                    ybar[i] = y[i] - g[i * m + j] * sq
+                diffusion(t, ybar, args, view(gminus))
+            elif not analytic:
                 for i in range(dim):
                     ybar[i] = y[i] + a[i] * h + g[i * m + j] * sq
                 diffusion(t, ybar, args, view(gbar))
             for k in range(m):
                 i_jk = 0.5 * dW[j] * dW[k] + area[j, k]
-                if j == k:
+                if ito and j == k:  # (Stratonovich: J_jk = dW_j dW_k / 2 + A_jk)
                     i_jk -= 0.5 * h
                 for i in range(dim):
                     if analytic:
                         ljg = 0.0
                         for l in range(dim):
                             ljg += g[l * m + j] * d[i, k, l]
+                    elif central:
+                        ljg = (gbar[i * m + k] - gminus[i * m + k]) / (2.0 * sq)
                     else:
                         ljg = (gbar[i * m + k] - g[i * m + k]) / sq
                     term[i] += ljg * i_jk
