@@ -7,7 +7,7 @@ A simulation config (every key, with its default; ``model``, ``lr``, ``wd``, ``d
     wd = 0.01                         # the same forms (weight decay lambda)
     form = "full"                     # "full" (W) or "polar" (direction and G = |W_j|^4/eta^2 per group)
     project = false                   # polar only: map directions back to their spheres every step
-    method = "euler"                  # a scheme of sdesim.SOLVERS ("euler", "milstein")
+    method = "euler"                  # an Ito scheme of sdesim.SOLVERS ("euler", "milstein")
     dt = 0.5                          # step, in SGD steps
     paths = 100                       # number of paths
     seed = 0                          # Brownian seed (non-negative integer)
@@ -328,7 +328,9 @@ def _check_common(cfg, base_dir, *, grid_keys=()):
     out["project"] = _check_kind("project", cfg.get("project", False), "bool")
     if out["project"] and out["form"] != "polar":
         raise ConfigError("project", "false unless form = 'polar'", True)
-    out["method"] = _check_kind("method", cfg.get("method", "euler"), tuple(SOLVERS))
+    # the paper's SDEs are Ito SDEs: the schemes that integrate those
+    out["method"] = _check_kind("method", cfg.get("method", "euler"),
+                                tuple(n for n, s in SOLVERS.items() if "ito" in s.calculus))
     out["dt"] = _check_kind("dt", cfg["dt"], "positive")
     out["paths"] = _check_kind("paths", cfg.get("paths", 100), "int>=1")
     if out["paths"] >= MAX_PATHS:
