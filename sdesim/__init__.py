@@ -1,8 +1,8 @@
 """sdesim: fast, reproducible simulation of stochastic differential equations.
 
 Public API: :class:`SDE`, :func:`solve`, :class:`Solution`, :class:`NonFiniteError`,
-:class:`BrownianPath`, :func:`brownian_path`, the scheme registry :data:`SOLVERS`, and the order-fitting helpers
-in :mod:`sdesim.analysis`.
+:class:`BrownianPath`, :func:`brownian_path`, :func:`per_path` (per-path entries of an SDE's args), the
+scheme registry :data:`SOLVERS`, and the order-fitting helpers in :mod:`sdesim.analysis`.
 """
 
 from .analysis import fit_order, strong_error, weak_error
@@ -12,8 +12,9 @@ from .driver import solve
 from .brownian import BrownianPath
 from .paths import brownian_path
 from .solvers import SOLVERS
+from .per_path import per_path
 
 __version__ = "0.1.0"
 
 __all__ = ["SDE", "NOISE_TYPES", "solve", "Solution", "NonFiniteError", "BrownianPath", "brownian_path",
-           "SOLVERS", "fit_order", "strong_error", "weak_error", "__version__"]
+           "SOLVERS", "per_path", "fit_order", "strong_error", "weak_error", "__version__"]

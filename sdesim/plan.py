@@ -18,6 +18,7 @@ from .brownian.path import SNAP, BrownianPath
 from .brownian.tree import MAX_DEPTH, TOP_LEVEL, leaf_depth, leaf_position
 from .noise_check import check_noise_structure
 from .sde import SDE
+from .per_path import PerPath, args_of_path, split_args
 from .solvers import Solver, check_method
 
 __all__ = ["Plan", "make_plan", "check_y0", "check_count", "check_positive", "MAX_CELLS",
@@ -42,7 +43,8 @@ class Plan:
     ends (-1 for ``ts[0]``), ``save_pos[q]``: its fraction of that step, -1 on the grid;
     ``save_leaf``/``x0_leaf``: ``(depths, indices, fractions)`` of the leaves of off-grid points
     (:func:`~sdesim.brownian.tree.leaf_position`); ``functional_dim``: values per path
-    reduced (``dim`` without a functional).
+    reduced (``dim`` without a functional); ``args``: the SDE's arguments with per-path entries
+    unwrapped to their arrays, ``args_mask``: which entries are per path (:mod:`sdesim.per_path`).
     """
 
     sde: SDE
@@ -71,6 +73,8 @@ class Plan:
     on_nonfinite: str
     n_threads: int
     debug: bool
+    args: tuple
+    args_mask: tuple
 
     @property
     def needs_buffer(self):
@@ -104,14 +108,17 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
     if functional is not None and not reduce:
         raise ValueError("functional is only used with reduce=True")
     check_args(sde.args)
+    args, args_mask = split_args(sde.args, n_paths)
     n_threads = (os.cpu_count() or 1) if n_threads is None else check_count(n_threads, "n_threads")
     debug = debug_mode(debug)
     if sde.state_check is not None:
         sde.state_check(y0s)
     if debug:
         sde = sde.debug_twin()
-    sde.check_at(ts[0], y0s[0], dtype, dense=solver.uses_dense_diffusion(sde))
-    check_noise_structure(sde, ts[0], y0s[0])
+    # the functions are checked at path 0's state and arguments
+    checked = sde.with_args(args_of_path(sde.args, 0)) if any(args_mask) else sde
+    checked.check_at(ts[0], y0s[0], dtype, dense=solver.uses_dense_diffusion(sde))
+    check_noise_structure(checked, ts[0], y0s[0])
 
     K = 0
     if solver.needs_levy_area(sde.noise):
@@ -127,14 +134,14 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
 
     functional_dim = check_functional(functional, functional_dim, sde, reduce)
     if functional is not None:
-        sde.check_functional(functional, functional_dim, ts[0], y0s[0], dtype)
+        checked.check_functional(functional, functional_dim, ts[0], y0s[0], dtype)
         if debug:
             functional = sde.debug_functional(functional)
     return Plan(sde=sde, solver=solver, method=method, dtype=dtype, ts=ts, dt=dt, y0s=y0s,
                 n_paths=n_paths, seed=bm.seed, brownian=bm, levy_levels=K, **layout,
                 reduce=bool(reduce), save_brownian=bool(save_brownian), functional=functional,
                 functional_dim=functional_dim, on_nonfinite=on_nonfinite, n_threads=n_threads,
-                debug=debug)
+                debug=debug, args=args, args_mask=args_mask)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -198,7 +205,7 @@ def check_y0(y0, dim, n_paths, dtype, name="y0", count="n_paths", owner="the SDE
 
 def check_args(args):
     for i, a in enumerate(args):
-        if isinstance(a, (bool, numbers.Number, np.number)):
+        if isinstance(a, (bool, numbers.Number, np.number, PerPath)):
             continue
         if isinstance(a, np.ndarray):
             if a.dtype == object:

@@ -180,6 +180,14 @@ class SDE:
         return (f"SDE({self.name!r}, dim={self.dim}, noise_dim={self.noise_dim}, "
                 f"noise={self.noise!r}{extra})")
 
+    def with_args(self, args):
+        """The same SDE (the same compiled functions) with other ``args``."""
+        other = object.__new__(SDE)
+        other.__dict__.update(self.__dict__)
+        other.args = args
+        other._checked = set()
+        return other
+
     def to_stratonovich(self):
         """The same process written as a Stratonovich SDE: drift ``f - c`` with the Ito-Stratonovich
         correction ``c_i = 1/2 sum_j sum_l g_lj d g_ij / d y_l``, same diffusion. Needs

@@ -115,6 +115,8 @@ def run_cuda(plan, *, progress=False, threads_per_block=None, grid_threads=None)
     (``progress`` is ignored; for the launch options see :func:`solve`)."""
     if plan.debug:
         raise GPUUnsupportedError("debug mode (bounds-checked user functions) runs on device='cpu' only")
+    if any(plan.args_mask):
+        raise GPUUnsupportedError("per-path args (sdesim.per_path) run on device='cpu' only")
     sde, solver, method, dtype, ts, dt = plan.sde, plan.solver, plan.method, plan.dtype, plan.ts, plan.dt
     y0s, n_paths, reduce, functional = plan.y0s, plan.n_paths, plan.reduce, plan.functional
     save_brownian, bm, depth = plan.save_brownian, plan.brownian, plan.step_depth

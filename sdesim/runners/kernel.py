@@ -73,12 +73,27 @@ def _jit(f):
     return f if isinstance(f, Dispatcher) else nb.njit(inline="always")(f)
 
 
-def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None):
+def _make_select(mask):
+    """Compiled ``select(args, path)``: the arguments path ``path`` sees, entry ``i`` replaced by
+    ``args[i][path]`` where ``mask[i]`` (per-path entries, :mod:`sdesim.per_path`)."""
+    if not any(mask):
+        @nb.njit(inline="always")
+        def select(args, path):
+            return args
+        return select
+    items = ", ".join(f"args[{i}][path]" if per else f"args[{i}]" for i, per in enumerate(mask))
+    namespace = {}
+    exec(f"def select(args, path):\n    return ({items},)\n", namespace)
+    return nb.njit(inline="always")(namespace["select"])
+
+
+def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=()):
     """Compile the kernel for ``sde`` and ``solver``.
 
     ``store=True``: every path is written to ``ys[save, path, :]``. ``store=False``: each
     chunk of paths reduces ``functional(t, y, args, out)`` (default: the state) to count,
-    mean and sum of squared deviations (Welford) per save time.
+    mean and sum of squared deviations (Welford) per save time. ``per_path[i]``: entry ``i`` of
+    the arguments holds one value per path (the kernel hands path ``p`` the entry ``p``).
     """
     dim, m = sde.dim, sde.noise_dim
     step = solver.make_step(sde)
@@ -90,6 +105,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     project = sde.projection if sde.projection is not None else _no_projection
     has_projection = sde.projection is not None
     area_dim = solver.area_size(sde)  # (noise_dim, noise_dim) only when the scheme reads it
+    select = _make_select(tuple(per_path))
 
     if np.dtype(dtype) == np.float64:
         @nb.njit(inline="always")
@@ -163,6 +179,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                 if stop[0] != 0:  # Ctrl-C (sdesim.runners.threads): the results are not used
                     return
                 path = path0 + p
+                args_p = select(args_, path)
                 src = p if per_path_y0 else 0
                 for i in range(dim):
                     y[i] = y0s[src, i]
@@ -248,13 +265,13 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                                     w_rel[c] = w_to[c]
                                 j_cur = j_to
                                 dW_step = dW
-                            step(t, t_to - t, y, dW_step, area, args_, work, y_new)
+                            step(t, t_to - t, y, dW_step, area, args_p, work, y_new)
                             y, y_new = y_new, y  # (borrowed views: a swap costs nothing)
                             if has_projection:
-                                project(t_to, y, args_)
+                                project(t_to, y, args_p)
                             t = t_to
                         if q < n_save and save_step[q] == n:
-                            if not record(q, p, ch, t, y, args_, ys, ws, w_cell, w_rel, fail_q,
+                            if not record(q, p, ch, t, y, args_p, ys, ws, w_cell, w_rel, fail_q,
                                           acc_n, acc_mean, acc_m2, fval):
                                 failed = True
                                 break
