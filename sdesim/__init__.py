@@ -12,7 +12,7 @@ from .driver import solve
 from .brownian import BrownianPath
 from .paths import brownian_path
 from .solvers import SOLVERS
-from .per_path import per_path
+from .path_args import per_path
 
 __version__ = "0.1.0"
 

@@ -18,7 +18,7 @@ from .brownian.path import SNAP, BrownianPath
 from .brownian.tree import MAX_DEPTH, TOP_LEVEL, leaf_depth, leaf_position
 from .noise_check import check_noise_structure
 from .sde import SDE
-from .per_path import PerPath, args_of_path, split_args
+from .path_args import PerPath, args_of_path, split_args
 from .solvers import Solver, check_method
 
 __all__ = ["Plan", "make_plan", "check_y0", "check_count", "check_positive", "MAX_CELLS",
@@ -44,7 +44,7 @@ class Plan:
     ``save_leaf``/``x0_leaf``: ``(depths, indices, fractions)`` of the leaves of off-grid points
     (:func:`~sdesim.brownian.tree.leaf_position`); ``functional_dim``: values per path
     reduced (``dim`` without a functional); ``args``: the SDE's arguments with per-path entries
-    unwrapped to their arrays, ``args_mask``: which entries are per path (:mod:`sdesim.per_path`).
+    unwrapped to their arrays, ``args_mask``: which entries are per path (:mod:`sdesim.path_args`).
     """
 
     sde: SDE

@@ -18,6 +18,8 @@ LAYERS = {
     "sdesim.analysis": 0, "sdesim.runners": 0, "sdesim.runners.borrow": 0, "sdesim.runners.threads": 0,
     # compile once: fingerprints of compiled code's inputs, the disk cache of kernels
     "sdesim.caching": 0,
+    # per-path entries of an SDE's args
+    "sdesim.path_args": 0,
     # a validated plan and the CPU runner of it (kernel factory, moments, failures); reference SDEs
     "sdesim.plan": 1, "sdesim.runners.kernel": 1, "sdesim.runners.cpu": 1, "sdesim.runners.results": 1,
     "sdesim.reference": 1,

@@ -75,7 +75,7 @@ def _jit(f):
 
 def _make_select(mask):
     """Compiled ``select(args, path)``: the arguments path ``path`` sees, entry ``i`` replaced by
-    ``args[i][path]`` where ``mask[i]`` (per-path entries, :mod:`sdesim.per_path`)."""
+    ``args[i][path]`` where ``mask[i]`` (per-path entries, :mod:`sdesim.path_args`)."""
     if not any(mask):
         @nb.njit(inline="always")
         def select(args, path):
