@@ -51,7 +51,7 @@ import os
 import re
 import reprlib
 
-from ..solvers import SOLVERS
+from ..solvers import schemes_for
 from .models import CONFIG_MODELS, DIGITS_DATA, MIXTURE_DATA
 
 try:
@@ -328,9 +328,7 @@ def _check_common(cfg, base_dir, *, grid_keys=()):
     out["project"] = _check_kind("project", cfg.get("project", False), "bool")
     if out["project"] and out["form"] != "polar":
         raise ConfigError("project", "false unless form = 'polar'", True)
-    # the paper's SDEs are Ito SDEs: the schemes that integrate those
-    out["method"] = _check_kind("method", cfg.get("method", "euler"),
-                                tuple(n for n, s in SOLVERS.items() if "ito" in s.calculus))
+    out["method"] = _check_kind("method", cfg.get("method", "euler"), schemes_for("ito"))  # (Ito SDEs)
     out["dt"] = _check_kind("dt", cfg["dt"], "positive")
     out["paths"] = _check_kind("paths", cfg.get("paths", 100), "int>=1")
     if out["paths"] >= MAX_PATHS:

@@ -8,7 +8,7 @@ from .milstein import Milstein
 #: The schemes ``solve(method=...)`` knows, by name.
 SOLVERS = {"euler": Euler(), "milstein": Milstein(), "euler_heun": EulerHeun()}
 
-__all__ = ["Solver", "Euler", "EulerHeun", "Milstein", "SOLVERS", "get_solver", "check_method"]
+__all__ = ["Solver", "Euler", "EulerHeun", "Milstein", "SOLVERS", "get_solver", "check_method", "schemes_for"]
 
 
 def get_solver(method):
@@ -17,6 +17,11 @@ def get_solver(method):
         return SOLVERS[method]
     except (KeyError, TypeError):
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(SOLVERS)}") from None
+
+
+def schemes_for(calculus):
+    """Names of the schemes that integrate SDEs of ``calculus`` ("ito" or "stratonovich")."""
+    return tuple(n for n, s in SOLVERS.items() if calculus in s.calculus)
 
 
 def check_method(method, noise, calculus="ito"):
