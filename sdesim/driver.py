@@ -18,7 +18,8 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
           save_brownian: bool = False, brownian_dt: Optional[float] = None,
           levy_substeps: Optional[int] = None, reduce: bool = False, functional: Optional[Callable] = None,
           functional_dim: Optional[int] = None, on_nonfinite: str = "raise", progress: bool = False,
-          n_threads: Optional[int] = None, device: str = "cpu", debug: Optional[bool] = None) -> Solution:
+          n_threads: Optional[int] = None, device: str = "cpu", debug: Optional[bool] = None,
+          event: Optional[Callable] = None, stop_at_event: bool = False) -> Solution:
     """Integrate an ensemble of paths of ``sde`` and return a :class:`Solution`.
 
     Parameters
@@ -59,6 +60,16 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
         inside them during the solve (an index out of bounds, which otherwise corrupts memory or
         crashes the process) raises ``IndexError`` naming the function. Default: the environment
         variable ``SDESIM_DEBUG`` (``1`` turns it on).
+    event : ``event(t, y, args) -> float`` (compiled like the SDE's functions): each path's event is
+        the first time the value is ``>= 0``, returned in ``Solution.event_t`` (NaN where it is not
+        reached by ``ts[-1]``). It is evaluated at the end of every step and located in the step
+        where it changes sign by linear interpolation of its value: exact for a value linear in
+        time over the step, ``O(dt**2)`` for a smooth path; for a diffusing path a crossing inside
+        a step that returns before the step ends is missed, so the times are late by
+        ``O(sqrt(dt))`` on average (discrete monitoring; for Brownian motion with unit volatility
+        the shift is as if the level were ``0.5826 sqrt(dt)`` further away). CPU only.
+    stop_at_event : end each path at its event: its later save times are NaN (stored) or not
+        counted (``reduce=True``: ``count`` says how many paths each time has).
 
     Ctrl-C stops a solve within about a second (``KeyboardInterrupt``; nothing is returned and
     the process stays usable). Grids the kernel cannot run (too many steps, a step below the
@@ -67,6 +78,8 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda":  # numba.cuda is imported only when asked for; the same plan, run on the GPU
+        if event is not None:
+            raise ValueError("events (event=) run on device='cpu' only")
         from .cuda import solve as solve_cuda
         return solve_cuda(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
                           save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
@@ -75,5 +88,6 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
     plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
                      save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
                      reduce=reduce, functional=functional, functional_dim=functional_dim,
-                     on_nonfinite=on_nonfinite, n_threads=n_threads, debug=debug)
+                     on_nonfinite=on_nonfinite, n_threads=n_threads, debug=debug, event=event,
+                     stop_at_event=stop_at_event)
     return run_cpu(plan, progress=progress)

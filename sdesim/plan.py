@@ -44,7 +44,8 @@ class Plan:
     ``save_leaf``/``x0_leaf``: ``(depths, indices, fractions)`` of the leaves of off-grid points
     (:func:`~sdesim.brownian.tree.leaf_position`); ``functional_dim``: values per path
     reduced (``dim`` without a functional); ``args``: the SDE's arguments with per-path entries
-    unwrapped to their arrays, ``args_mask``: which entries are per path (:mod:`sdesim.path_args`).
+    unwrapped to their arrays, ``args_mask``: which entries are per path (:mod:`sdesim.path_args`);
+    ``event``/``stop_at_event``: the event function (see :func:`sdesim.solve`) and whether a path ends there.
     """
 
     sde: SDE
@@ -75,6 +76,8 @@ class Plan:
     debug: bool
     args: tuple
     args_mask: tuple
+    event: Optional[Callable]
+    stop_at_event: bool
 
     @property
     def needs_buffer(self):
@@ -91,7 +94,7 @@ class Plan:
 def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=None, dtype="float64",
               save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
               functional=None, functional_dim=None, on_nonfinite="raise", n_threads=None,
-              debug=None) -> Plan:
+              debug=None, event=None, stop_at_event=False) -> Plan:
     """Check the arguments of :func:`sdesim.solve` and lay out the solve (see there)."""
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdesim.SDE, got {type(sde).__name__}")
@@ -107,6 +110,7 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
         raise ValueError("save_brownian=True stores every path; it cannot be combined with reduce=True")
     if functional is not None and not reduce:
         raise ValueError("functional is only used with reduce=True")
+    stop_at_event = check_event(event, stop_at_event)
     check_args(sde.args)
     args, args_mask = split_args(sde.args, n_paths)
     n_threads = (os.cpu_count() or 1) if n_threads is None else check_count(n_threads, "n_threads")
@@ -119,6 +123,8 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
     checked = sde.with_args(args_of_path(sde.args, 0)) if any(args_mask) else sde
     checked.check_at(ts[0], y0s[0], dtype, dense=solver.uses_dense_diffusion(sde))
     check_noise_structure(checked, ts[0], y0s[0])
+    if event is not None:
+        checked.check_event(event, ts[0], y0s[0], dtype)
 
     K = 0
     if solver.needs_levy_area(sde.noise):
@@ -141,7 +147,7 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
                 n_paths=n_paths, seed=bm.seed, brownian=bm, levy_levels=K, **layout,
                 reduce=bool(reduce), save_brownian=bool(save_brownian), functional=functional,
                 functional_dim=functional_dim, on_nonfinite=on_nonfinite, n_threads=n_threads,
-                debug=debug, args=args, args_mask=args_mask)
+                debug=debug, args=args, args_mask=args_mask, event=event, stop_at_event=stop_at_event)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -201,6 +207,17 @@ def check_y0(y0, dim, n_paths, dtype, name="y0", count="n_paths", owner="the SDE
     if not np.all(np.isfinite(y0s)):
         raise ValueError(f"{name} contains NaN or inf")
     return np.ascontiguousarray(y0s, dtype=dtype), int(n)
+
+
+def check_event(event, stop_at_event):
+    """``stop_at_event`` as a bool, after checking that ``event`` is a function (or None)."""
+    if event is not None and not callable(event):
+        raise TypeError(f"event must be a function event(t, y, args) -> float, got {type(event).__name__}")
+    if not isinstance(stop_at_event, (bool, np.bool_)):
+        raise TypeError(f"stop_at_event must be True or False, got {stop_at_event!r}")
+    if stop_at_event and event is None:
+        raise ValueError("stop_at_event=True needs an event function")
+    return bool(stop_at_event)
 
 
 def check_args(args):

@@ -285,6 +285,20 @@ class SDE:
         y = np.asarray(y, dtype=dtype)
         self._call("functional", functional, float(t), y, (), [(n_f,)], dtype)
 
+    def check_event(self, event, t, y, dtype=np.float64):
+        """Call ``event(t, y, args)`` once (as plain Python) and check that it returns a finite real
+        number and leaves ``y`` unchanged."""
+        y = np.asarray(y, dtype=dtype)
+        y_in = y.copy()
+        value = _guarded_call("event", self.name, getattr(event, "py_func", event), (float(t), y_in, self.args))
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"event of {self.name!r} must return a number (the event is where it reaches 0 "
+                             f"from below), got {type(value).__name__}")
+        if not np.isfinite(value):
+            raise ValueError(f"event of {self.name!r} returned {value} at t={t}")
+        if not np.array_equal(y_in, y):
+            raise ValueError(f"event of {self.name!r} changed its input y; it must only read it")
+
     def debug_functional(self, functional):
         """``functional`` compiled bounds-checked with a named error (see :meth:`debug_twin`)."""
         cache = self.__dict__.setdefault("_debug_functionals", {})

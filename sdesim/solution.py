@@ -40,6 +40,8 @@ class Solution:
     failed_at : first save time at which each failed path was non-finite.
     brownian : the :class:`~sdesim.BrownianPath` the solve read (``ws`` equals
         ``brownian.values(ts, paths, dt=dt)`` to rounding); pass it as ``bm=`` to read it again.
+    event_t : (n_paths,) the time of each path's event (``solve(..., event=)``): the first time the
+        event function is ``>= 0``, NaN if it is not reached by ``ts[-1]``; None without an event.
     method, dt, seed, dtype : how the solve was made.
     stats : compile and run seconds, number of steps, Levy sub-steps.
     """
@@ -52,6 +54,7 @@ class Solution:
     count: np.ndarray = None
     failed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     failed_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    event_t: np.ndarray = None
     method: str = "euler"
     dt: float = None
     brownian: object = None

@@ -27,15 +27,16 @@ def run_cpu(plan, *, progress=False):
     # by value where the functions have a fingerprint (an SDE built again from the same functions,
     # e.g. the same model with other rates, reuses the kernel), else by the functions themselves
     key = (sde.fingerprint() or sde.kernel_key(), plan.method, store, plan.save_brownian,
-           fingerprint(plan.functional) or plan.functional, plan.dtype, plan.args_mask)
+           fingerprint(plan.functional) or plan.functional, plan.dtype, plan.args_mask,
+           fingerprint(plan.event) or plan.event, plan.stop_at_event)
     compile_s, source = 0.0, "memory"
     if key not in _KERNELS:
         t_c = time.perf_counter()
         kernel = build_kernel(sde, plan.solver, dtype=plan.dtype, store=store, save_w=plan.save_brownian,
                               functional=plan.functional, n_functional=plan.functional_dim,
-                              per_path=plan.args_mask)
+                              per_path=plan.args_mask, event=plan.event, stop_at_event=plan.stop_at_event)
         options = (plan.solver, plan.method, store, plan.save_brownian, plan.functional, plan.functional_dim,
-                   np.dtype(plan.dtype).str, plan.args_mask)
+                   np.dtype(plan.dtype).str, plan.args_mask, plan.event, plan.stop_at_event)
         what = f"the {plan.method} kernel of {sde.name!r} ({np.dtype(plan.dtype).name})"
         use_disk_cache(kernel, "solve", (sde.kernel_key(), options), what)
         _run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles (or loads from the disk cache)
@@ -50,15 +51,19 @@ def run_cpu(plan, *, progress=False):
     sol = Solution(ts=plan.ts, method=plan.method, dt=plan.dt, brownian=plan.brownian,
                    seed=plan.seed, dtype=np.dtype(plan.dtype).name)
     if store:
-        ys, ws, fail_q = _run(kernel, plan, plan.y0s, 0, plan.n_paths, plan.n_steps, plan.n_threads, quick)
+        ys, ws, fail_q, event_t = _run(kernel, plan, plan.y0s, 0, plan.n_paths, plan.n_steps, plan.n_threads,
+                                       quick)
         sol.ys = ys
         failed = np.flatnonzero(fail_q >= 0)
         failed_q = fail_q[failed]
-        if plan.save_brownian and failed.size:  # the kernel stops a failed path: read its W on its own
-            ws[:, failed] = plan.brownian.values(plan.ts, failed, dt=plan.dt)
+        # the kernel stops a failed path (and one stopped at its event): read their W on their own
+        ended = np.union1d(failed, np.flatnonzero(~np.isnan(event_t)) if plan.stop_at_event else failed)
+        if plan.save_brownian and ended.size:
+            ws[:, ended] = plan.brownian.values(plan.ts, ended, dt=plan.dt)
         sol.ws = ws if plan.save_brownian else None
     else:
-        sol.count, sol.mean, sol.var, failed, failed_q = _reduce_blocks(kernel, plan, progress, quick)
+        sol.count, sol.mean, sol.var, failed, failed_q, event_t = _reduce_blocks(kernel, plan, progress, quick)
+    sol.event_t = event_t if plan.event is not None else None
     K = plan.levy_levels
     sol.stats = {"compile_s": compile_s, "kernel": source, "run_s": time.perf_counter() - t_r, "n_steps": plan.n_steps,
                  "n_paths": plan.n_paths, "levy_substeps": 2**K if K else None,
@@ -68,12 +73,13 @@ def run_cpu(plan, *, progress=False):
 
 def _run(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
     """Paths ``path0 .. path0 + n_paths - 1`` -> ``(ys, ws, fail_q)`` stored, or per-chunk
-    ``(acc_n, acc_mean, acc_m2, fail_q)`` reduced."""
+    ``(acc_n, acc_mean, acc_m2, fail_q)`` reduced, each with ``event_t`` (NaN: no event)."""
     sde, dtype, store, n_f = plan.sde, plan.dtype, not plan.reduce, plan.functional_dim
     T = plan.save_step.size if n_paths else 1
     ys = np.empty((T, n_paths, sde.dim) if store else (1, 1, 1), dtype=dtype)
     ws = np.zeros((T, n_paths, sde.noise_dim) if plan.save_brownian else (1, 1, 1))
     fail_q = np.full(n_paths, -1, dtype=np.int64)
+    event_t = np.full(n_paths, np.nan)
     # reduce mode keeps per-chunk moments, so its chunks are fixed (results must not depend on the
     # thread count); stored paths are independent of the chunking: small chunks balance the threads
     chunk = CHUNK if not store else max(1, min(CHUNK, -(-n_paths // (4 * n_threads))))
@@ -88,25 +94,25 @@ def _run(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
              np.int64(x0_index), float(x0_frac), float(plan.dt), np.int64(n_steps), np.int64(plan.step_depth),
              np.int64(plan.levy_levels), plan.save_step, plan.save_pos, *plan.save_leaf, plan.ts, bm.keys, bm.sds,
              float(bm.top_sd), plan.args,
-             ys, ws, fail_q, acc_n, acc_mean, acc_m2, np.int64(chunk), stop)
+             ys, ws, fail_q, acc_n, acc_mean, acc_m2, event_t, np.int64(chunk), stop)
     with blas_single_thread():  # user functions calling np.dot must not start a BLAS team per thread
         run_ranges(lambda lo, hi: kernel(*fixed, np.int64(lo), np.int64(hi)), n_chunks, n_threads, stop,
                    quick=quick)
     if store:
-        return ys, ws, fail_q
-    return acc_n, acc_mean, acc_m2, fail_q
+        return ys, ws, fail_q, event_t
+    return acc_n, acc_mean, acc_m2, fail_q, event_t
 
 
 def _reduce_blocks(kernel, plan, progress, quick):
     """Run blocks of REDUCE_BLOCK paths and merge chunk moments in a fixed order (Chan et al.).
 
-    -> ``(count, mean, var, failed, failed_q)``; memory does not grow with ``n_paths`` beyond the
+    -> ``(count, mean, var, failed, failed_q, event_t)``; memory does not grow with ``n_paths`` beyond the
     failed paths' indices. ``mean`` and ``var`` are NaN where no path was counted."""
     T, n_f, n_paths, y0s = plan.ts.size, plan.functional_dim, plan.n_paths, plan.y0s
     count = np.zeros(T)
     mean = np.zeros((T, n_f))
     m2 = np.zeros((T, n_f))
-    fails = []
+    fails, events = [], []
     starts = range(0, n_paths, REDUCE_BLOCK)
     if progress:
         from tqdm.auto import tqdm
@@ -114,12 +120,13 @@ def _reduce_blocks(kernel, plan, progress, quick):
     for start in starts:
         size = min(REDUCE_BLOCK, n_paths - start)
         block_y0 = y0s[start:start + size] if y0s.shape[0] > 1 else y0s
-        acc_n, acc_mean, acc_m2, fail_q = _run(kernel, plan, block_y0, start, size, plan.n_steps,
-                                               plan.n_threads, quick)
+        acc_n, acc_mean, acc_m2, fail_q, event_t = _run(kernel, plan, block_y0, start, size, plan.n_steps,
+                                                        plan.n_threads, quick)
+        events.append(event_t)
         count, mean, m2 = merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)
         bad = np.flatnonzero(fail_q >= 0)
         if bad.size:
             fails.append((bad + start, fail_q[bad]))
     failed = np.concatenate([f[0] for f in fails]) if fails else np.zeros(0, np.int64)
     failed_q = np.concatenate([f[1] for f in fails]) if fails else np.zeros(0, np.int64)
-    return count, reduced_mean(count, mean), sample_variance(count, m2), failed, failed_q
+    return count, reduced_mean(count, mean), sample_variance(count, m2), failed, failed_q, np.concatenate(events)

@@ -87,13 +87,22 @@ def _make_select(mask):
     return nb.njit(inline="always")(namespace["select"])
 
 
-def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=()):
+@nb.njit
+def _no_event(t, y, args):
+    return -1.0
+
+
+def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=(),
+                 event=None, stop_at_event=False):
     """Compile the kernel for ``sde`` and ``solver``.
 
     ``store=True``: every path is written to ``ys[save, path, :]``. ``store=False``: each
     chunk of paths reduces ``functional(t, y, args, out)`` (default: the state) to count,
     mean and sum of squared deviations (Welford) per save time. ``per_path[i]``: entry ``i`` of
     the arguments holds one value per path (the kernel hands path ``p`` the entry ``p``).
+    ``event(t, y, args)``: a path's event is the first time the value is ``>= 0`` (located in its
+    step by linear interpolation of the value, into ``event_t[path]``); ``stop_at_event`` ends the
+    path there (its later save times are NaN when stored and not counted when reduced).
     """
     dim, m = sde.dim, sde.noise_dim
     step = solver.make_step(sde)
@@ -106,6 +115,8 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     has_projection = sde.projection is not None
     area_dim = solver.area_size(sde)  # (noise_dim, noise_dim) only when the scheme reads it
     select = _make_select(tuple(per_path))
+    has_event = event is not None
+    event_fn = _jit(event) if has_event else _no_event
 
     if np.dtype(dtype) == np.float64:
         @nb.njit(inline="always")
@@ -145,7 +156,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     @nb.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")
     def kernel(y0s, path0, n_paths, g0, x0, x0_leaf, x0_index, x0_frac, dt, n_steps, D, K, save_step, save_pos,
                save_leaf, save_index, save_frac, save_t,
-               keys, sds, top_sd, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, chunk, stop, ch_lo, ch_hi):
+               keys, sds, top_sd, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, event_t, chunk, stop, ch_lo, ch_hi):
         n_buf = 1 << K
         n_save = save_step.size
         n_chunks = (n_paths + chunk - 1) // chunk
@@ -190,6 +201,10 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                 q = 0
                 j_cur = 0  # buffer index of the last sub-point at or before t
                 failed = False
+                stopped = False  # (at its event, with stop_at_event)
+                ev_prev = -1.0
+                if has_event:
+                    ev_prev = float(event_fn(t, y, args_p))
                 for n in range(-1, n_steps):  # n = -1: the save at the start
                     if (n & STOP_POLL) == STOP_POLL and stop[0] != 0:
                         return
@@ -269,6 +284,14 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                             y, y_new = y_new, y  # (borrowed views: a swap costs nothing)
                             if has_projection:
                                 project(t_to, y, args_p)
+                            if has_event and ev_prev < 0.0:
+                                ev = float(event_fn(t_to, y, args_p))
+                                if ev >= 0.0:  # the value crossed 0 in this step: linear interpolation
+                                    event_t[p] = t + (t_to - t) * (-ev_prev / (ev - ev_prev))
+                                    if stop_at_event:
+                                        stopped = True
+                                        break
+                                ev_prev = ev
                             t = t_to
                         if q < n_save and save_step[q] == n:
                             if not record(q, p, ch, t, y, args_p, ys, ws, w_cell, w_rel, fail_q,
@@ -278,8 +301,15 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                             q += 1
                         if on_grid:
                             break
-                    if failed or q >= n_save:
+                    if n == -1 and has_event and ev_prev >= 0.0:  # the event holds at ts[0]
+                        event_t[p] = t
+                        stopped = stop_at_event
+                    if failed or stopped or q >= n_save:
                         break
+                if stopped and store:  # later save times are after the event
+                    for qq in range(q, n_save):
+                        for i in range(dim):
+                            ys[qq, p, i] = np.nan
                 if failed and store:
                     for qq in range(fail_q[p], n_save):
                         for i in range(dim):
