@@ -21,22 +21,29 @@ __all__ = ["main"]
 
 
 def demo(out=None):
-    """Fit the strong orders of Euler-Maruyama and Milstein on the reference SDEs and print them."""
+    """Fit the strong orders of every scheme on the reference SDEs (Ito and Stratonovich) and print them."""
     import sdesim
     from sdesim.analysis import fit_order, strong_error
-    from sdesim.reference import LIN_B, gbm, gbm_exact, lin_commutative, linear_exact, noncommutative
+    from sdesim import reference as ref
 
     ts = np.array([0.0, 1.0])
     dts = [2.0**-k for k in range(3, 8)]
     report = {}
     t0 = time.perf_counter()
-    cases = {
-        "gbm (diagonal)": (gbm, np.array([1.0, 0.7]), lambda t, w, y: gbm_exact(t, w, y)),
-        "linear (commutative)": (lin_commutative, np.array([1.0, 0.5]),
-                                 lambda t, w, y: linear_exact(t, w, y, LIN_B)),
+    ito, strat = ("euler", "milstein"), ("euler_heun", "milstein")
+    cases = {  # name: (sde, y0, exact solution on the path, schemes)
+        "gbm (diagonal)": (ref.gbm, np.array([1.0, 0.7]), lambda t, w, y: ref.gbm_exact(t, w, y), ito),
+        "linear (commutative)": (ref.lin_commutative, np.array([1.0, 0.5]),
+                                 lambda t, w, y: ref.linear_exact(t, w, y, ref.LIN_B), ito),
+        "gbm, Stratonovich": (ref.gbm_stratonovich, np.array([1.0, 0.7]),
+                              lambda t, w, y: ref.gbm_exact(t, w, y, "stratonovich"), strat),
+        "linear scalar, Strat.": (ref.lin_scalar_stratonovich, np.array([1.0, 0.5]),
+                                  lambda t, w, y: ref.linear_exact(t, w, y, ref.LIN_B[:1], "stratonovich"), strat),
+        "linear commut., Strat.": (ref.lin_commutative_stratonovich, np.array([1.0, 0.5]),
+                                   lambda t, w, y: ref.linear_exact(t, w, y, ref.LIN_B, "stratonovich"), strat),
     }
-    for name, (sde, y0, exact) in cases.items():
-        for method in ("euler", "milstein"):
+    for name, (sde, y0, exact, methods) in cases.items():
+        for method in methods:
             errs = []
             for dt in dts:
                 sol = sdesim.solve(sde, y0, ts, method=method, dt=dt, n_paths=2000, seed=1,
@@ -44,16 +51,18 @@ def demo(out=None):
                 errs.append(strong_error(sol.ys[-1], exact(sol.ts, sol.ws, y0)[-1])[0])
             order, _, se = fit_order(dts, errs)
             report[f"{name} / {method}"] = {"order": order, "stderr": se, "errors": errs}
-            print(f"{name:24s} {method:9s} strong order {order:5.2f} +- {se:.2f}")
+            print(f"{name:24s} {method:10s} strong order {order:5.2f} +- {se:.2f}")
     y0 = np.array([0.3, 0.0])
-    ref = sdesim.solve(noncommutative, y0, ts, method="milstein", dt=2.0**-9, n_paths=400, seed=1)
-    for method in ("euler", "milstein"):
-        errs = [strong_error(sdesim.solve(noncommutative, y0, ts, method=method, dt=dt, n_paths=400,
-                                          seed=1).ys[-1], ref.ys[-1])[0]
-                for dt in dts[:4]]
-        order, _, se = fit_order(dts[:4], errs)
-        report[f"non-commutative / {method}"] = {"order": order, "stderr": se, "errors": errs}
-        print(f"{'non-commutative':24s} {method:9s} strong order {order:5.2f} +- {se:.2f}")
+    for name, sde, methods in (("non-commutative", ref.noncommutative, ito),
+                               ("non-commut., Strat.", ref.noncommutative_stratonovich, strat)):
+        fine = sdesim.solve(sde, y0, ts, method="milstein", dt=2.0**-9, n_paths=400, seed=1)
+        for method in methods:
+            errs = [strong_error(sdesim.solve(sde, y0, ts, method=method, dt=dt, n_paths=400,
+                                              seed=1).ys[-1], fine.ys[-1])[0]
+                    for dt in dts[:4]]
+            order, _, se = fit_order(dts[:4], errs)
+            report[f"{name} / {method}"] = {"order": order, "stderr": se, "errors": errs}
+            print(f"{name:24s} {method:10s} strong order {order:5.2f} +- {se:.2f}")
     report["wall_s"] = time.perf_counter() - t0
     if out:
         from sdesim.app._io import write_json_atomic
@@ -239,7 +248,7 @@ def main(argv=None):
     w.add_argument("--workers", type=int, default=None, help="local worker processes (default: sweep.workers)")
     w.add_argument("--skip-failed", action="store_true", help="do not retry points that failed before")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
-    d = sub.add_parser("demo", help="fit the strong orders of the schemes on reference SDEs")
+    d = sub.add_parser("demo", help="fit the strong orders of the schemes on reference SDEs (Ito and Stratonovich)")
     d.add_argument("--out", default="results/demo.json", help="JSON summary (written atomically)")
     b = sub.add_parser("bench", help="run the core benchmark (benchmarks/bench_core.py)")
     b.add_argument("--quick", action="store_true")
