@@ -13,23 +13,18 @@ minimum of ``--repeats``.
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
 
 import sdesim
 from sdesim.app._io import write_json_atomic
+
+from _timing import best_time
 from sdesim.normalized import SphereModel, sgd_sde
 
 
 def best(f, repeats):
-    f()
-    out = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f()
-        out = min(out, time.perf_counter() - t)
-    return out
+    return best_time(f, repeats)[0]
 
 
 def main(argv=None):

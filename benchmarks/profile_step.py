@@ -21,13 +21,14 @@ path-step), with ``--paths`` paths.
 import argparse
 import os
 import platform
-import time
 
 import numba as nb
 import numpy as np
 
 import sdesim
 from sdesim.app._io import write_json_atomic
+
+from _timing import best_time
 from sdesim.brownian.rng import _counter, normals_range, philox4x32, seed_to_key
 from sdesim.normalized import SphereModel, sgd_sde
 
@@ -67,13 +68,7 @@ def _dw_itself(t, y, args, dB, out):
 
 
 def _best(f, repeats):
-    f()
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t)
-    return best
+    return best_time(f, repeats)[0]
 
 
 def profile(d, paths, steps, repeats, n_threads):
