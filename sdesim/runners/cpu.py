@@ -79,7 +79,7 @@ def _run(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
     ys = np.empty((T, n_paths, sde.dim) if store else (1, 1, 1), dtype=dtype)
     ws = np.zeros((T, n_paths, sde.noise_dim) if plan.save_brownian else (1, 1, 1))
     fail_q = np.full(n_paths, -1, dtype=np.int64)
-    event_t = np.full(n_paths, np.nan)
+    event_t = np.full(n_paths if plan.event is not None else 1, np.nan)  # (O(n_paths) only with an event)
     # reduce mode keeps per-chunk moments, so its chunks are fixed (results must not depend on the
     # thread count); stored paths are independent of the chunking: small chunks balance the threads
     chunk = CHUNK if not store else max(1, min(CHUNK, -(-n_paths // (4 * n_threads))))
@@ -122,11 +122,13 @@ def _reduce_blocks(kernel, plan, progress, quick):
         block_y0 = y0s[start:start + size] if y0s.shape[0] > 1 else y0s
         acc_n, acc_mean, acc_m2, fail_q, event_t = _run(kernel, plan, block_y0, start, size, plan.n_steps,
                                                         plan.n_threads, quick)
-        events.append(event_t)
+        if plan.event is not None:  # (reduce mode stays flat in n_paths without an event)
+            events.append(event_t)
         count, mean, m2 = merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)
         bad = np.flatnonzero(fail_q >= 0)
         if bad.size:
             fails.append((bad + start, fail_q[bad]))
     failed = np.concatenate([f[0] for f in fails]) if fails else np.zeros(0, np.int64)
     failed_q = np.concatenate([f[1] for f in fails]) if fails else np.zeros(0, np.int64)
-    return count, reduced_mean(count, mean), sample_variance(count, m2), failed, failed_q, np.concatenate(events)
+    event_t = np.concatenate(events) if events else None
+    return count, reduced_mean(count, mean), sample_variance(count, m2), failed, failed_q, event_t
