@@ -57,7 +57,7 @@ def run_cpu(plan, *, progress=False):
         failed = np.flatnonzero(fail_q >= 0)
         failed_q = fail_q[failed]
         # the kernel stops a failed path (and one stopped at its event): read their W on their own
-        ended = np.union1d(failed, np.flatnonzero(~np.isnan(event_t)) if plan.stop_at_event else failed)
+        ended = np.union1d(failed, np.flatnonzero(~np.isnan(event_t))) if plan.stop_at_event else failed
         if plan.save_brownian and ended.size:
             ws[:, ended] = plan.brownian.values(plan.ts, ended, dt=plan.dt)
         sol.ws = ws if plan.save_brownian else None

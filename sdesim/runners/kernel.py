@@ -92,6 +92,12 @@ def _no_event(t, y, args):
     return -1.0
 
 
+@nb.njit(inline="always")
+def _crossing(t0, t1, v0, v1):
+    """Where the line through ``(t0, v0 < 0)`` and ``(t1, v1 >= 0)`` crosses 0."""
+    return t0 + (t1 - t0) * (-v0 / (v1 - v0))
+
+
 def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=(),
                  event=None, stop_at_event=False):
     """Compile the kernel for ``sde`` and ``solver``.
@@ -286,8 +292,8 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                                 project(t_to, y, args_p)
                             if has_event and ev_prev < 0.0:
                                 ev = float(event_fn(t_to, y, args_p))
-                                if ev >= 0.0:  # the value crossed 0 in this step: linear interpolation
-                                    event_t[p] = t + (t_to - t) * (-ev_prev / (ev - ev_prev))
+                                if ev >= 0.0:
+                                    event_t[p] = _crossing(t, t_to, ev_prev, ev)
                                     if stop_at_event:
                                         stopped = True
                                         break
@@ -306,12 +312,8 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                         stopped = stop_at_event
                     if failed or stopped or q >= n_save:
                         break
-                if stopped and store:  # later save times are after the event
-                    for qq in range(q, n_save):
-                        for i in range(dim):
-                            ys[qq, p, i] = np.nan
-                if failed and store:
-                    for qq in range(fail_q[p], n_save):
+                if store and (failed or stopped):  # (stopped: the later save times are after the event)
+                    for qq in range(fail_q[p] if failed else q, n_save):
                         for i in range(dim):
                             ys[qq, p, i] = np.nan
             keep_alive(own, own64)
