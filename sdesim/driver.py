@@ -28,7 +28,9 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
     y0 : (dim,) or (n_paths, dim)
         Initial state, shared by all paths or one per path.
     ts : (T,) strictly increasing save times; integration runs from ``ts[0]`` to ``ts[-1]``.
-    method : ``"euler"`` (strong order 0.5, weak 1) or ``"milstein"`` (strong order 1);
+    method : ``"euler"`` (strong order 0.5, weak 1), ``"milstein"`` (strong order 1),
+        ``"euler_heun"`` (Stratonovich, strong order 1 for commutative noise), ``"srk"`` (strong
+        order 1.5: scalar, diagonal, additive noise) or ``"sra1"`` (strong order 1.5, additive noise);
         see :data:`sdesim.solvers.SOLVERS` for what each accepts.
     dt : step size. Steps lie on the absolute grid ``g dt`` (``g`` integer); a save time (or
         ``ts[0]``) off that grid gets a shortened step to it, and the next step ends on the grid
@@ -44,8 +46,10 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
     dtype : ``"float64"`` (default) or ``"float32"`` for the state.
     save_brownian : also return ``ws = W(ts) - W(ts[0])``.
     brownian_dt : deprecated and without effect (solves at ``dt * 2**k`` read the same path).
-    levy_substeps : sub-steps per step for the Levy areas of general-noise Milstein (a power
-        of two; default the smallest power of two >= 1/dt, which keeps strong order 1).
+    levy_substeps : sub-steps of the Brownian path per step from which areas are read (a power of
+        two): the Levy areas of general-noise Milstein (default the smallest power of two >= 1/dt,
+        which keeps strong order 1) and the space-time areas of ``srk``/``sra1`` (default the smallest
+        power of two >= 2/sqrt(dt), at least 2, which keeps strong order 1.5).
     reduce : if True, do not store paths; return ``mean``/``var`` over paths at each save
         time of the state, or of ``functional(t, y, args, out)`` (``functional_dim`` values).
         Memory does not grow with ``n_paths``.

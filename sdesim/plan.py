@@ -127,12 +127,14 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
         checked.check_event(event, ts[0], y0s[0], dtype)
 
     K = 0
-    if solver.needs_levy_area(sde.noise):
-        p = levy_substeps if levy_substeps is not None else 2 ** max(0, math.ceil(math.log2(1.0 / dt)))
+    if solver.needs_levy_area(sde.noise) or solver.needs_space_time_area(sde.noise):
+        p = levy_substeps
+        if p is None:
+            p = levy_area_substeps(dt) if solver.needs_levy_area(sde.noise) else time_area_substeps(dt)
         K = dyadic_levels(p, "levy_substeps")
     elif levy_substeps is not None:
         raise ValueError(f"levy_substeps only applies to schemes that need Levy areas (method='milstein' "
-                         f"with general noise), not method={method!r} with noise={sde.noise!r}")
+                         f"with general noise, 'srk', 'sra1'), not method={method!r} with noise={sde.noise!r}")
     if (2 ** K + 1) * sde.noise_dim * 8 * 2 > MAX_BUFFER_BYTES:
         raise ValueError(f"Brownian buffer of 2**{K} x {sde.noise_dim} per thread is too large; "
                          "use fewer levy_substeps")
@@ -148,6 +150,20 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
                 reduce=bool(reduce), save_brownian=bool(save_brownian), functional=functional,
                 functional_dim=functional_dim, on_nonfinite=on_nonfinite, n_threads=n_threads,
                 debug=debug, args=args, args_mask=args_mask, event=event, stop_at_event=stop_at_event)
+
+
+def levy_area_substeps(dt):
+    """Default sub-steps per step for the Levy areas of general-noise Milstein: the power of two
+    ``p >= 1 / dt``, so the area's mean-square error ``O(dt**2 / p)`` is ``O(dt**3)`` (strong order 1)."""
+    return 2 ** max(0, math.ceil(math.log2(1.0 / dt)))
+
+
+def time_area_substeps(dt):
+    """Default sub-steps per step for the space-time areas of the order 1.5 schemes: the power of two
+    ``p >= 2 / sqrt(dt)`` (at least 2). The area's error has variance ``dt / (12 p**2)`` per step and
+    enters as ``f' g dt`` times it, a global mean-square error ``O(dt**2 / p**2) = O(dt**3)``: strong
+    order 1.5, with the constant halved by the factor 2."""
+    return 2 ** max(1, math.ceil(math.log2(2.0 / math.sqrt(dt))))
 
 
 # ----------------------------------------------------------------------------- checks

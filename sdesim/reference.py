@@ -165,3 +165,116 @@ def zero_matrix_diffusion(t, y, args, out):
 def make_affine(M, b):
     return SDE(affine_drift, zero_matrix_diffusion, dim=M.shape[0], noise_dim=2, noise="general",
                       args=(M, b), name="affine")
+
+
+# --- nonlinear scalar SDEs whose solution is a function of W_t (Kloeden & Platen, section 4.4) -
+ARCTAN_A = 0.8
+
+
+@nb.njit(inline="always")
+def arctan_drift(t, y, args, out):
+    c = np.cos(y[0])
+    out[0] = -args[0] ** 2 * np.sin(y[0]) * c**3
+
+
+@nb.njit(inline="always")
+def arctan_diffusion(t, y, args, out):
+    out[0] = args[0] * np.cos(y[0]) ** 2
+
+
+#: ``dY = -a^2 sin(Y) cos(Y)^3 dt + a cos(Y)^2 dW``: ``Y_t = arctan(a W_t + tan(Y_0))`` (Ito).
+arctan_sde = SDE(arctan_drift, arctan_diffusion, dim=1, noise="scalar", args=(ARCTAN_A,), name="arctan")
+
+
+def arctan_exact(t, w, y0):
+    """t: (T,), w: (T, P, 1) -> (T, P, 1)."""
+    return np.arctan(ARCTAN_A * w + np.tan(y0))
+
+
+@nb.njit(inline="always")
+def sinh_drift(t, y, args, out):
+    out[0] = 0.5 * y[0]
+
+
+@nb.njit(inline="always")
+def sinh_diffusion(t, y, args, out):
+    out[0] = np.sqrt(1.0 + y[0] * y[0])
+
+
+#: ``dY = Y/2 dt + sqrt(1 + Y^2) dW``: ``Y_t = sinh(W_t + asinh(Y_0))`` (Ito).
+sinh_sde = SDE(sinh_drift, sinh_diffusion, dim=1, noise="scalar", name="sinh")
+
+
+def sinh_exact(t, w, y0):
+    """t: (T,), w: (T, P, 1) -> (T, P, 1)."""
+    return np.sinh(w + np.arcsinh(y0))
+
+
+# --- additive noise with time-dependent coefficients ------------------------------------------
+ADD_BETA = np.array([0.5, -0.3])
+ADD_C = np.array([[0.8, 0.2], [-0.3, 0.6]])
+
+
+@nb.njit(inline="always")
+def additive_drift(t, y, args, out):
+    s = 1.0 / np.sqrt(1.0 + t)
+    for i in range(y.size):
+        out[i] = args[0][i] * s - y[i] / (2.0 * (1.0 + t))
+
+
+@nb.njit(inline="always")
+def additive_diffusion(t, y, args, out):
+    s = 1.0 / np.sqrt(1.0 + t)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = args[1][i, j] * s
+
+
+#: ``dY = (beta / sqrt(1 + t) - Y / (2 (1 + t))) dt + C / sqrt(1 + t) dW``:
+#: ``Y_t = (Y_0 + beta t + C W_t) / sqrt(1 + t)`` (``sqrt(1 + t) Y`` has drift ``beta`` and noise ``C``).
+additive_linear = SDE(additive_drift, additive_diffusion, dim=2, noise_dim=2, noise="additive",
+                      args=(ADD_BETA, ADD_C), name="additive_linear")
+
+
+def additive_exact(t, w, y0):
+    """t: (T,), w: (T, P, 2) -> (T, P, 2)."""
+    t = t[:, None, None]
+    return (y0 + ADD_BETA * t + np.einsum("ij,tpj->tpi", ADD_C, w)) / np.sqrt(1.0 + t)
+
+
+@nb.njit(inline="always")
+def double_well_drift(t, y, args, out):
+    for i in range(y.size):
+        out[i] = y[i] - y[i] ** 3 + args[0] * np.sin(t)
+
+
+@nb.njit(inline="always")
+def double_well_diffusion(t, y, args, out):
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = args[1] if i == j else 0.0
+
+
+#: A nonlinear additive-noise SDE with no closed form (strong errors against a fine solve on the same path):
+#: ``dY = (Y - Y^3 + 0.3 sin t) dt + 0.5 dW``, two independent components.
+double_well = SDE(double_well_drift, double_well_diffusion, dim=2, noise_dim=2, noise="additive",
+                  args=(0.3, 0.5), name="double_well")
+
+
+@nb.njit(inline="always")
+def coupled_drift(t, y, args, out):
+    for i in range(2):
+        out[i] = -y[i] ** 3 + y[1 - i] + np.sin(t)
+
+
+@nb.njit(inline="always")
+def bounded_diffusion(t, y, args, out):
+    for i in range(2):
+        out[i] = args[0] * (1.0 + 0.5 * np.sin(y[i]))
+
+
+#: A nonlinear diagonal-noise SDE with no closed form (its solution depends on more of the path
+#: than W_t, so the space-time areas matter): ``dY_i = (-Y_i^3 + Y_(1-i) + sin t) dt + 0.6 (1 +
+#: sin(Y_i) / 2) dW_i``.
+nonlinear_diagonal = SDE(coupled_drift, bounded_diffusion, dim=2, noise="diagonal", args=(0.6,),
+                         name="nonlinear_diagonal")

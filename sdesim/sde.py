@@ -106,7 +106,8 @@ class SDE:
         A label for messages and reports.
     calculus : str
         ``"ito"`` (default) or ``"stratonovich"``: how the noise term is read. A scheme integrates
-        the calculi it declares (``euler``: Ito; ``euler_heun``: Stratonovich; ``milstein``: both);
+        the calculi it declares (``euler``, ``srk``, ``sra1``: Ito; ``euler_heun``: Stratonovich;
+        ``milstein``: both);
         :meth:`to_ito` and :meth:`to_stratonovich` convert the drift where the derivative of the
         diffusion is given.
 

@@ -67,7 +67,7 @@ def test_a_method_that_does_not_fit_the_noise_is_refused_with_alternatives(monke
     with pytest.raises(ValueError, match=r"does not support noise='general'.*'euler', 'milstein'"):
         check_method("diag-only", "general")
     monkeypatch.delitem(SOLVERS, "diag-only")
-    assert set(SOLVERS) == {"euler", "milstein", "euler_heun"}
+    assert set(SOLVERS) == {"euler", "milstein", "euler_heun", "srk", "sra1"}
 
 
 def _wrong_shape_diffusion(t, y, args, out):

@@ -32,7 +32,9 @@ def demo(out=None):
     t0 = time.perf_counter()
     ito, strat = ("euler", "milstein"), ("euler_heun", "milstein")
     cases = {  # name: (sde, y0, exact solution on the path, schemes)
-        "gbm (diagonal)": (ref.gbm, np.array([1.0, 0.7]), lambda t, w, y: ref.gbm_exact(t, w, y), ito),
+        "gbm (diagonal)": (ref.gbm, np.array([1.0, 0.7]), lambda t, w, y: ref.gbm_exact(t, w, y), ito + ("srk",)),
+        "arctan (scalar)": (ref.arctan_sde, np.array([0.3]), ref.arctan_exact, ito + ("srk",)),
+        "additive, t-dependent": (ref.additive_linear, np.array([1.0, 0.5]), ref.additive_exact, ("euler", "sra1")),
         "linear (commutative)": (ref.lin_commutative, np.array([1.0, 0.5]),
                                  lambda t, w, y: ref.linear_exact(t, w, y, ref.LIN_B), ito),
         "gbm, Stratonovich": (ref.gbm_stratonovich, np.array([1.0, 0.7]),
@@ -53,9 +55,13 @@ def demo(out=None):
             report[f"{name} / {method}"] = {"order": order, "stderr": se, "errors": errs}
             print(f"{name:24s} {method:10s} strong order {order:5.2f} +- {se:.2f}")
     y0 = np.array([0.3, 0.0])
-    for name, sde, methods in (("non-commutative", ref.noncommutative, ito),
-                               ("non-commut., Strat.", ref.noncommutative_stratonovich, strat)):
-        fine = sdesim.solve(sde, y0, ts, method="milstein", dt=2.0**-9, n_paths=400, seed=1)
+    # no closed form: against a fine solve on the same paths
+    for name, sde, methods, fine_method in (
+            ("non-commutative", ref.noncommutative, ito, "milstein"),
+            ("non-commut., Strat.", ref.noncommutative_stratonovich, strat, "milstein"),
+            ("nonlinear diagonal", ref.nonlinear_diagonal, ito + ("srk",), "srk"),
+            ("nonlinear additive", ref.double_well, ("euler", "sra1"), "sra1")):
+        fine = sdesim.solve(sde, y0, ts, method=fine_method, dt=2.0**-9, n_paths=400, seed=1)
         for method in methods:
             errs = [strong_error(sdesim.solve(sde, y0, ts, method=method, dt=dt, n_paths=400,
                                               seed=1).ys[-1], fine.ys[-1])[0]

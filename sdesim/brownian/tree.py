@@ -32,7 +32,7 @@ from .rng import TAG_BITS, normals_range, philox4x32
 
 __all__ = ["TOP_LEVEL", "MAX_DEPTH", "TAG_TOP", "TAG_SPLIT", "TAG_BRIDGE", "unit_scale", "level_keys",
            "sd_by_depth", "leaf_depth", "node_normals", "nodes_normals", "walk_increment", "fill_increments", "coarse_increment", "fill_node",
-           "leaf_position", "bridge_point", "levy_area"]
+           "leaf_position", "bridge_point"]
 
 #: Depth-0 nodes have width ``f * 2**TOP_LEVEL`` (4096 to 8192 time units) and are independent.
 TOP_LEVEL = 12
@@ -243,31 +243,3 @@ def bridge_point(keys, sds, depth, index, leaf, leaf_index, frac, path, m, wl, w
     sd = 2.0 * sds[leaf] * np.sqrt(frac * (1.0 - frac))  # variance frac (1 - frac) * leaf width
     for c in range(m):
         out[c] = wl[c] + frac * (wr[c] - wl[c]) + sd * z[c]
-
-
-@nb.njit(cache=True, fastmath=False)
-def levy_area(w_start, buf, first, last, w_end, m, area):
-    """Discrete Levy area of the polygon ``w_start, buf[first], ..., buf[last - 1], w_end``.
-
-    ``area[a, b] = 1/2 sum_l ((X_a(l) - X_a(0)) dX_b(l) - (X_b(l) - X_b(0)) dX_a(l))``, shape
-    ``(m, m)``. With ``p`` pieces of width ``h / p`` its mean-square error against the true
-    Levy area is ``O(h**2 / p)``, which is ``O(h**3)`` (strong order 1) when ``p >= 1 / h``.
-    Cost ``O(p m**2)``.
-    """
-    for a in range(m):
-        for b in range(m):
-            area[a, b] = 0.0
-    n_pts = last - first
-    for piece in range(n_pts + 1):
-        for a in range(m):
-            xa_prev = w_start[a] if piece == 0 else buf[first + piece - 1, a]
-            xa_next = w_end[a] if piece == n_pts else buf[first + piece, a]
-            da = xa_next - xa_prev
-            ra = xa_prev - w_start[a]
-            for b in range(a + 1, m):
-                xb_prev = w_start[b] if piece == 0 else buf[first + piece - 1, b]
-                xb_next = w_end[b] if piece == n_pts else buf[first + piece, b]
-                area[a, b] += 0.5 * (ra * (xb_next - xb_prev) - (xb_prev - w_start[b]) * da)
-    for a in range(m):
-        for b in range(a + 1, m):
-            area[b, a] = -area[a, b]

@@ -66,6 +66,10 @@ def check_gpu_compatible(sde, method="euler", functional=None):
             f"device='cuda' has no Milstein for general noise ({sde!r}): its Levy areas need "
             "levy_substeps points of the Brownian tree per step and an O(noise_dim**2) area per thread. "
             "Use method='euler' on the GPU, or method='milstein' with device='cpu'.")
+    if solver.needs_space_time_area(sde.noise):
+        raise GPUUnsupportedError(
+            f"device='cuda' has no {method!r} (strong order 1.5): its space-time areas need sub-points of "
+            "the Brownian tree per step. Use method='euler' or 'milstein' on the GPU, or device='cpu'.")
     from .translate import problems_of
     msg = problems_of(solver.make_step(sde), f"SDE {sde.name!r}")
     if msg is None and sde.projection is not None:

@@ -15,7 +15,7 @@ arrays to the inlined functions' parameters does no atomic reference counting. S
 absolute grid ``g dt``; each step's increment comes from the walk down the Brownian tree (one
 split per step on average). With no Levy areas and every save time on the grid (the common case)
 it is used directly; otherwise the step's node is filled ``levy_levels`` depths down (its
-sub-points) and off-grid points are bridged in the same tree. Divisions
+sub-points, from which Levy or space-time areas are taken) and off-grid points are bridged in the same tree. Divisions
 follow NumPy's error model (``1/0 = inf``): a diverging path becomes non-finite and is caught
 at the next save time.
 """
@@ -26,7 +26,8 @@ from numba.core.dispatcher import Dispatcher
 
 from .borrow import borrowed, keep_alive
 from ..brownian.rng import float_as_bits
-from ..brownian.tree import bridge_point, coarse_increment, fill_increments, fill_node, levy_area, walk_increment
+from ..brownian.areas import levy_area, space_time_area
+from ..brownian.tree import bridge_point, coarse_increment, fill_increments, fill_node, walk_increment
 
 __all__ = ["CHUNK", "build_kernel"]
 
@@ -114,12 +115,14 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     step = solver.make_step(sde)
     work_size = solver.work_size(sde)
     general_area = solver.needs_levy_area(sde.noise)
+    time_area = solver.needs_space_time_area(sde.noise)
     func = _identity if functional is None else _jit(functional)
     n_f = dim if functional is None else n_functional
     dt_ = np.dtype(dtype).type
     project = sde.projection if sde.projection is not None else _no_projection
     has_projection = sde.projection is not None
-    area_dim = solver.area_size(sde)  # (noise_dim, noise_dim) only when the scheme reads it
+    # the (noise_dim, noise_dim) Levy area, or the (1, noise_dim) space-time area, when the scheme reads it
+    area_shape = (1, m) if time_area else (solver.area_size(sde),) * 2
     select = _make_select(tuple(per_path))
     has_event = event is not None
     event_fn = _jit(event) if has_event else _no_event
@@ -172,7 +175,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
         B = min(BLOCK_LEVELS, max(D, 0))  # steps come in blocks of 2**B (one node of depth D - B)
         b_mask = (1 << B) - 1
         # no Levy area and every point on the grid: the step's increment is used as it is
-        direct = K == 0 and not general_area and x0 == 0.0
+        direct = K == 0 and not general_area and not time_area and x0 == 0.0
         for q in range(n_save):
             if save_pos[q] >= 0.0:
                 direct = False
@@ -184,7 +187,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
         args_ = borrowed(args)
         for ch in range(ch_lo, min(ch_hi, n_chunks)):
             own = (np.empty(dim, dt_), np.empty(dim, dt_), np.zeros(work_size, dt_),
-                   np.empty(m, dt_), np.zeros((area_dim, area_dim), dt_), np.empty(n_f, dt_))
+                   np.empty(m, dt_), np.zeros(area_shape, dt_), np.empty(n_f, dt_))
             y, y_new, work, dW, area, fval = borrowed(own)
             z_size = max(1, n_buf >> 1, 1 << B) * m + 2
             own64 = (np.empty((n_buf + 1, m)), np.empty(z_size), np.zeros(m), np.zeros(m),
@@ -282,6 +285,9 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                                     dW[c] = w_to[c] - w_rel[c]
                                 if general_area:
                                     levy_area(w_rel, buf, j_cur + 1, last, w_to, m, area)
+                                if time_area:
+                                    space_time_area(w_rel, t, buf, j_cur + 1, last, g * dt, dt / n_buf, w_to, t_to,
+                                                    m, area)
                                 for c in range(m):
                                     w_rel[c] = w_to[c]
                                 j_cur = j_to

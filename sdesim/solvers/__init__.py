@@ -4,11 +4,13 @@ from .base import Solver
 from .euler import Euler
 from .euler_heun import EulerHeun
 from .milstein import Milstein
+from .sra1 import SRA1
+from .srk import SRK
 
 #: The schemes ``solve(method=...)`` knows, by name.
-SOLVERS = {"euler": Euler(), "milstein": Milstein(), "euler_heun": EulerHeun()}
+SOLVERS = {"euler": Euler(), "milstein": Milstein(), "euler_heun": EulerHeun(), "srk": SRK(), "sra1": SRA1()}
 
-__all__ = ["Solver", "Euler", "EulerHeun", "Milstein", "SOLVERS", "get_solver", "check_method", "schemes_for"]
+__all__ = ["Solver", "Euler", "EulerHeun", "Milstein", "SRA1", "SRK", "SOLVERS", "get_solver", "check_method", "schemes_for"]
 
 
 def get_solver(method):

@@ -14,7 +14,8 @@ class Solver:
 
     that advances ``y`` (shape ``(dim,)``) over ``[t, t + h]`` with Brownian increment ``dW``
     (shape ``(noise_dim,)``) and, when :meth:`needs_levy_area` is true, the Levy area
-    ``area`` (shape ``(noise_dim, noise_dim)``), writing into ``y_out``. ``work`` is scratch
+    ``area`` (shape ``(noise_dim, noise_dim)``), or when :meth:`needs_space_time_area` is true the
+    space-time area ``area[0]`` (shape ``(noise_dim,)``), writing into ``y_out``. ``work`` is scratch
     of :meth:`work_size` entries.
     """
 
@@ -41,6 +42,12 @@ class Solver:
                              f"{sorted(self.strong_order)})")
 
     def needs_levy_area(self, noise):
+        """Whether the step reads the Levy areas ``area[j, k]`` (shape :meth:`area_size` squared)."""
+        return False
+
+    def needs_space_time_area(self, noise):
+        """Whether the step reads the space-time Levy areas ``area[0, j] = H_j`` (shape
+        ``(1, noise_dim)``; :mod:`sdesim.brownian.areas`)."""
         return False
 
     def uses_dense_diffusion(self, sde):
