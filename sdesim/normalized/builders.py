@@ -16,6 +16,7 @@ import numba as nb
 import numpy as np
 
 from ..caching import disk_cached
+from ..path_args import PerPath, per_path
 from ..sde import SDE
 from ._checks import check_bool, check_groups, check_model, check_real, check_weights
 from .schedules import as_schedule, schedule_value
@@ -24,8 +25,21 @@ __all__ = ["sgd_sde", "polar_sde", "polar_state", "full_from_polar"]
 
 
 def _schedule_args(model, lr, wd):
-    lr, wd = as_schedule(lr, "lr"), as_schedule(wd, "wd")
-    return tuple(model.params) + (lr.times, lr.values, wd.times, wd.values)
+    return tuple(model.params) + _rate_args(lr, "lr") + _rate_args(wd, "wd")
+
+
+def _rate_args(x, name):
+    """``(times, values)`` of a rate: a number, a Schedule, or ``sdesim.per_path(rates)`` (one
+    constant positive rate per path: the values become a per-path entry, one row per path)."""
+    if isinstance(x, PerPath):
+        v = x.values
+        if v.ndim != 1:
+            raise ValueError(f"per-path {name} must be one number per path (a 1-d array), got shape {v.shape}")
+        if not np.all(np.isfinite(v) & (v > 0)):
+            raise ValueError(f"per-path {name} must be finite and positive")
+        return np.empty(0), per_path(v.astype(np.float64)[:, None])
+    sched = as_schedule(x, name)
+    return sched.times, sched.values
 
 
 def _schedule_slots(model):
@@ -45,7 +59,9 @@ def _cached(model, key, build):
 def sgd_sde(model, lr, wd):
     """``dW = -eta (grad L + lam W) dt + eta Sigma^{1/2} dB`` as an :class:`sdesim.SDE` (general noise).
 
-    ``lr``/``wd``: numbers or :class:`~sdesim.normalized.Schedule`. Euler-Maruyama uses the
+    ``lr``/``wd``: numbers, :class:`~sdesim.normalized.Schedule`, or ``sdesim.per_path(rates)``
+    (one constant rate per path: a grid of ``(lr, wd)`` pairs in one solve, path ``p`` bitwise as
+    a solve with ``rates[p]`` alone). Euler-Maruyama uses the
     matrix-free noise product; the full diffusion (``(d, noise_dim)``) is there for Milstein.
     :func:`sdesim.solve` refuses initial states with a zero-norm group (the direction, hence the
     SDE, is undefined there).

@@ -18,7 +18,8 @@ same time axis, and settle at
 
 along eta_eff(t) = eta / sqrt(theory.norm4(t, |W_0|, eta, lam, tau)).
 
-Every pair is an independent ensemble (its own seed); the collapse is measured as the largest
+All pairs of one lam_e run as one solve, their rates per-path arguments (``sdesim.per_path``);
+every pair is an independent ensemble (its own path indices); the collapse is measured as the largest
 |mean(pair) - mean(reference pair)| / combined standard error over the save times (and, not
 hostage to one reference ensemble, against the pooled mean of the other pairs). Euler-Maruyama
 is itself exactly covariant under (eta, lam, W_0) -> (c eta, lam/c, sqrt(c) W_0) (``same_seed``
@@ -39,7 +40,6 @@ Writes ``intrinsic_lr.json`` and ``intrinsic_lr.png`` under ``--out``.
 import os
 import time
 
-import numba as nb
 import numpy as np
 
 import sdesim
@@ -51,33 +51,24 @@ from ._common import pyplot, save_figure, command_line
 G0_OVER_GINF = 10.0
 
 
-@nb.njit
-def _inv_norm2_and_loss(t, y, args, out):
-    """out = (1/|W|^2, L(Wbar) = 1/2 Wbar^T H Wbar); ``args[0]`` is the sphere model's H."""
-    r2 = 0.0
-    for i in range(y.size):
-        r2 += y[i] * y[i]
-    out[0] = 1.0 / r2
-    H = args[0]
-    q = 0.0
-    if H.shape[0] > 0:
-        for i in range(y.size):
-            acc = 0.0
-            for j in range(y.size):
-                acc += H[i, j] * y[j]
-            q += y[i] * acc
-    out[1] = 0.5 * q / r2
-
-
-def _solve(model, eta, lam, w0, ts, dt, n_paths, seed):
-    """Ensemble mean and standard error of (eta_eff, L(Wbar)) at the save times."""
-    sde = sgd_sde(model, eta, lam)
-    assert sde.args[0] is model.H  # the functional reads H from args[0]
-    sol = sdesim.solve(sde, w0, ts, dt=dt, n_paths=n_paths, seed=seed,
-                       reduce=True, functional=_inv_norm2_and_loss, functional_dim=2, n_threads=1)
-    se = np.sqrt(sol.var / sol.count[:, None])
-    scale = np.array([eta, 1.0])
-    return sol.mean * scale, se * scale
+def _solve(model, etas, lams, w0s, ts, dt, n_paths, seed):
+    """One solve for every (eta, lam) pair: the rates are per-path arguments (``sdesim.per_path``),
+    pair ``j`` runs path indices ``j n_paths .. (j + 1) n_paths - 1`` (independent of the other
+    pairs; bitwise the paths a solve of that pair alone with these indices gives) from ``w0s[j]``.
+    Per pair: ensemble mean and standard error of (eta_eff = eta/|W|^2, L(Wbar)) at the save times."""
+    k = len(etas)
+    rate = lambda v: sdesim.per_path(np.repeat(np.asarray(v, dtype=np.float64), n_paths))  # noqa: E731
+    sde = sgd_sde(model, rate(etas), rate(lams))
+    y0 = np.repeat(np.asarray(w0s, dtype=np.float64), n_paths, axis=0)
+    ys = sdesim.solve(sde, y0, ts, dt=dt, n_paths=k * n_paths, seed=seed).ys  # (T, k n_paths, d)
+    out = []
+    for j, eta in enumerate(etas):
+        w = ys[:, j * n_paths:(j + 1) * n_paths]
+        r2 = np.einsum("tpi,tpi->tp", w, w)
+        loss = 0.5 * np.einsum("tpi,ij,tpj->tp", w, model.H, w) / r2 if model.H.size else np.zeros_like(r2)
+        vals = np.stack([eta / r2, loss], axis=-1)  # (T, n_paths, 2)
+        out.append((vals.mean(axis=1), vals.std(axis=1, ddof=1) / np.sqrt(n_paths)))
+    return out
 
 
 def _dev_se(ma, sa, mb, sb):
@@ -95,12 +86,10 @@ def run_lam_e(model, lam_e, etas, dt_lam_e, n_paths, n_save, seed, curves):
     ts = np.linspace(0.0, 3.0 / lam_e, n_save)
     direction = np.ones(d) / np.sqrt(d)
     th_inf = theory.eta_eff_inf(lam_e, tau)
-    res = {}
-    for j, eta in enumerate(etas):
-        lam = lam_e / eta
-        norm0 = np.sqrt(eta) * G0**0.25
-        m, se = _solve(model, eta, lam, norm0 * direction, ts, dt, n_paths, seed + j)
-        res[eta] = (lam, norm0, m, se)
+    lams = [lam_e / eta for eta in etas]
+    norm0s = [np.sqrt(eta) * G0**0.25 for eta in etas]
+    solved = _solve(model, etas, lams, [n * direction for n in norm0s], ts, dt, n_paths, seed)
+    res = {eta: (lam, norm0, m, se) for eta, lam, norm0, (m, se) in zip(etas, lams, norm0s, solved)}
     eta_ref = etas[0]
     m_ref, se_ref = res[eta_ref][2], res[eta_ref][3]
     norm0_ref = res[eta_ref][1]
@@ -150,7 +139,7 @@ def run_lam_e(model, lam_e, etas, dt_lam_e, n_paths, n_save, seed, curves):
         out["em_bias_first_order_se"] = out["em_bias_first_order_rel"] * th_inf / eq_se
     # Richardson: the reference pair again at dt/2 (the same seed: the same Brownian path)
     lam_ref = lam_e / eta_ref
-    m_h, se_h = _solve(model, eta_ref, lam_ref, norm0_ref * direction, ts, dt / 2, n_paths, seed)
+    (m_h, se_h), = _solve(model, [eta_ref], [lam_ref], [norm0_ref * direction], ts, dt / 2, n_paths, seed)
     rich = 2.0 * m_h[:, 0] - m_ref[:, 0]
     rich_se = np.sqrt(4.0 * se_h[:, 0] ** 2 + se_ref[:, 0] ** 2)  # conservative (ignores correlation)
     out["reference_eq_dt"] = m_ref[-1, 0]
@@ -169,7 +158,7 @@ def run_lam_e(model, lam_e, etas, dt_lam_e, n_paths, n_save, seed, curves):
         "max_rel_dev_richardson": float(np.max(np.abs(rich / closed - 1.0)))}
     # EM is exactly covariant: the last pair with the reference pair's seed gives the same eta_eff
     eta_x = etas[-1]
-    m_x, _ = _solve(model, eta_x, lam_e / eta_x, res[eta_x][1] * direction, ts, dt, n_paths, seed)
+    (m_x, _), = _solve(model, [eta_x], [lam_e / eta_x], [res[eta_x][1] * direction], ts, dt, n_paths, seed)
     out["same_seed_max_rel_diff"] = float(np.max(np.abs(m_x[:, 0] / m_ref[:, 0] - 1.0)))
     curves.append({"lam_e": lam_e, "ts": ts, "closed": closed, "th_inf": th_inf, "richardson": rich,
                    "pairs": [(e, res[e][2], res[e][3]) for e in etas]})
@@ -294,7 +283,7 @@ EXPERIMENT = Experiment(
     "For each lam_e, (eta, lam) pairs with eta spanning 100x give the same eta_eff(t) and loss curves, "
          "settling at sqrt(2 lam_e / tau); Euler-Maruyama is exactly covariant under the rescaling.",
     run, checks,
-    seeds="seed + 1000 * model + 100 * lam_e index + pair index",
+    seeds="seed + 1000 * model + 100 * lam_e index; pair j: path indices j n_paths .. (j + 1) n_paths - 1",
     expected_quick_s=60,
     example_summary={"runs": [
         {"label": "H = 0", "lam_e": [{"lam_e": 1e-3, "eta_spread": 100.0, "max_dev_vs_ref_eta_eff_se": 2.1,

@@ -4,7 +4,12 @@ Sweeps the intrinsic learning rate lam_e = eta*lam over two decades with several
 pairs per value, starting every run at the same G_0/G_inf (G = |W|^4/eta^2), measures the first
 time after which the ensemble-mean |G_t/G_inf - 1| stays below eps, and fits log t_eq against
 log lam_e. Theory (constant tr Sbar = tau): t_eq = ln(|G_0/G_inf - 1|/eps) / (4 lam_e), i.e.
-slope -1 and t_eq * 4 lam_e / ln(|G_0/G_inf - 1|/eps) = 1.
+slope -1 and t_eq * 4 lam_e / ln(|G_0/G_inf - 1|/eps) = 1. On the sphere the SDE gives each
+path's G no noise term (Sigma(W) W = 0), so each path's first passage into (1 + eps) G_inf is t_eq
+too; it is measured per path by an event of the solve (:func:`settle_event`, located within the
+step by linear interpolation). The scheme's squared increments do add O(sqrt(dt)) noise to a
+path's G, so the per-path times scatter (about 10% here) and their mean is compared, within
+0.1 or 3 standard errors.
 
 * Sphere model (d = 10, s = 1): tau = s^2 (d - 1) is constant, G_inf = tau/(2 lam_e) is exact.
 * Digits classifier (scikit-learn's 8x8 digits, normalized linear softmax, exact minibatch noise,
@@ -64,6 +69,22 @@ def _norm4(t, y, args, out):
     out[0] = acc * acc
 
 
+def settle_event(model, eps):
+    """Event of :func:`sdesim.solve` for the full SDE of ``model`` with constant rates: per path,
+    ``(1 + eps) G_inf eta^2 - |W|^4`` with ``G_inf = tau / (2 eta lam)``, which turns ``>= 0`` when the
+    path's own ``G = |W|^4 / eta^2`` first comes within ``eps`` above ``G_inf`` (from above)."""
+    i_lr, i_wd = len(model.params) + 1, len(model.params) + 3  # the rates' values in sgd_sde's args
+    c = (1.0 + eps) * model.tau / 2.0
+
+    @nb.njit
+    def settled(t, y, args):
+        r2 = 0.0
+        for i in range(y.size):
+            r2 += y[i] * y[i]
+        return c * args[i_lr][0] / args[i_wd][0] - r2 * r2
+    return settled
+
+
 def run_sphere(quick=False, out="results/norm_equilibration", seed=0):
     d, s = 10, 1.0
     model = SphereModel(d, s=s)
@@ -72,6 +93,7 @@ def run_sphere(quick=False, out="results/norm_equilibration", seed=0):
     etas = [0.05, 0.2] if quick else [0.05, 0.1, 0.2, 0.4]
     n_paths = 100 if quick else 400
     points = []
+    event = settle_event(model, EPS)
     t_start = time.perf_counter()
     for lam_e in lam_es:
         t_pred = theory.equilibration_time(RATIO0, lam_e, EPS)
@@ -86,15 +108,26 @@ def run_sphere(quick=False, out="results/norm_equilibration", seed=0):
             # a seed per eta: the scheme is exactly equivariant under (eta, lam, W) -> (c eta, lam/c,
             # sqrt(c) W), so one seed for all pairs would repeat one ensemble instead of replicating it
             sol = sdesim.solve(sgd_sde(model, eta, lam), w0, ts, dt=dt, n_paths=n_paths, seed=seed + i_eta,
-                               reduce=True, functional=_norm4, functional_dim=1)
+                               reduce=True, functional=_norm4, functional_dim=1, event=event)
             G_mean = sol.mean[:, 0] / eta**2
             t_eq = first_settled_time(ts, np.abs(G_mean / G_inf - 1.0), EPS)
+            # each path's first passage into (1 + eps) G_inf, located within its step by the event
+            passed = np.isfinite(sol.event_t)
+            t_fp = float(np.mean(sol.event_t[passed])) if passed.any() else float("nan")
+            t_fp_se = float(np.std(sol.event_t[passed], ddof=1) / np.sqrt(passed.sum())) if passed.sum() > 1 else 0.0
             points.append({"lam_e": lam_e, "eta": eta, "lam": lam, "dt": dt, "t_eq": t_eq,
-                           "t_pred": t_pred, "ratio": t_eq / t_pred})
+                           "t_pred": t_pred, "ratio": t_eq / t_pred,
+                           "t_first_passage": t_fp, "t_first_passage_se": t_fp_se,
+                           "first_passage_ratio": t_fp / t_pred, "paths_passed": int(passed.sum())})
     slope, intercept = _fit(points)
     prefactors = np.array([p["ratio"] for p in points])
+    fp = np.array([p["first_passage_ratio"] for p in points])
+    fp_se = max(p["t_first_passage_se"] / p["t_pred"] for p in points)
     summary = {"model": repr(model), "tau": tau, "G0_over_Ginf": RATIO0, "eps": EPS, "n_paths": n_paths,
                "slope": slope, "slope_target": -1.0,
+               "first_passage_ratio_min": float(fp.min()), "first_passage_ratio_max": float(fp.max()),
+               "first_passage_ratio_se_max": fp_se,
+               "first_passage_all_paths": all(p["paths_passed"] == n_paths for p in points),
                "prefactor_mean": prefactors.mean(), "prefactor_min": prefactors.min(),
                "prefactor_max": prefactors.max(), "points": points,
                "wall_s": time.perf_counter() - t_start}
@@ -102,7 +135,8 @@ def run_sphere(quick=False, out="results/norm_equilibration", seed=0):
     write_json_atomic(os.path.join(out, "sphere.json"), summary)
     _plot(points, slope, "sphere model (tau constant)", os.path.join(out, "sphere.png"))
     print(f"sphere: slope {slope:.4f} (target -1 +- 0.05); t_eq * 4 lam_e / ln(|G0/Ginf - 1|/eps): "
-          f"{prefactors.min():.3f} .. {prefactors.max():.3f} (target 1 +- 0.1); {summary['wall_s']:.1f} s")
+          f"{prefactors.min():.3f} .. {prefactors.max():.3f} (target 1 +- 0.1); per-path first passage "
+          f"(events) / t_pred: {fp.min():.3f} .. {fp.max():.3f} (SE <= {fp_se:.1e}); {summary['wall_s']:.1f} s")
     return summary
 
 
@@ -242,6 +276,12 @@ def checks(s):
     rows.append(row("sphere: t_eq * 4 lam_e / ln(|G0/Ginf - 1|/eps), all points", "1",
                     f"{fmt(sp['prefactor_min'])} .. {fmt(sp['prefactor_max'])}", "+- 0.1",
                     within(sp["prefactor_min"], 1, 0.1) and within(sp["prefactor_max"], 1, 0.1)))
+    if "first_passage_ratio_min" in sp:
+        lo, hi = sp["first_passage_ratio_min"], sp["first_passage_ratio_max"]
+        tol = max(PREFACTOR_TOL, 3.0 * sp["first_passage_ratio_se_max"])
+        rows.append(row("sphere: per-path first passage into (1 + eps) G_inf (events) / t_pred, all points",
+                        "1", f"{fmt(lo)} .. {fmt(hi)}", f"+- {fmt(tol)}, every path",
+                        within(lo, 1, tol) and within(hi, 1, tol) and sp["first_passage_all_paths"]))
     if "digits" in s:
         dg = s["digits"]
         rows.append(row("digits: slope of log t_eq vs log lam_e", "-1", fmt(dg["slope"], 4), "+- 0.05",
@@ -271,7 +311,9 @@ EXPERIMENT = Experiment(
          "points seed + i per eta",
     expected_quick_s=110,
     example_summary={
-        "sphere": {"slope": -1.0, "prefactor_min": 1.01, "prefactor_max": 1.02},
+        "sphere": {"slope": -1.0, "prefactor_min": 1.01, "prefactor_max": 1.02, "first_passage_ratio_min": 1.0,
+                   "first_passage_ratio_max": 1.01, "first_passage_ratio_se_max": 1e-4,
+                   "first_passage_all_paths": True},
         "digits": {"slope": -0.99, "prefactor_min": 0.98, "prefactor_max": 1.02,
                    "t_eq_over_constant_trace_prediction_min": 0.97, "t_eq_over_constant_trace_prediction_max": 1.01,
                    "G_inf_measured_over_pred_min": 1.04, "G_inf_measured_over_pred_max": 1.07}})
