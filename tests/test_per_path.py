@@ -54,3 +54,25 @@ def test_per_path_errors():
     bad = _gbm(sdesim.per_path(np.array([[np.nan, 0.0], [0.1, 0.1]])), np.array([0.4, 0.3]))
     with pytest.raises(ValueError, match="non-finite"):
         sdesim.solve(bad, y0, TS, dt=0.1, n_paths=2, seed=1)
+
+
+def test_sgd_sde_takes_a_grid_of_rates_per_path():
+    """The paper's grid of (lr, wd) pairs as one solve: path p bitwise equals path p of a solve with
+    pair p's rates alone (same seed, same path index)."""
+    from sdesim.normalized import SphereModel, sgd_sde
+    model = SphereModel(6, s=1.0)
+    etas = np.array([0.05, 0.5, 0.2, 0.1])
+    lams = 1e-2 / etas
+    y0 = np.random.default_rng(0).normal(size=(4, 6))
+    ts = [0.0, 3.0, 6.0]
+    grid = sdesim.solve(sgd_sde(model, sdesim.per_path(etas), sdesim.per_path(lams)), y0, ts, dt=0.5,
+                        n_paths=4, seed=2)
+    for p in range(4):
+        alone = sdesim.solve(sgd_sde(model, etas[p], lams[p]), y0, ts, dt=0.5, n_paths=4, seed=2)
+        assert np.array_equal(grid.ys[:, p], alone.ys[:, p])
+    with pytest.raises(ValueError, match="one number per path"):
+        sgd_sde(model, sdesim.per_path(np.ones((4, 2))), 0.1)
+    with pytest.raises(ValueError, match="finite and positive"):
+        sgd_sde(model, 0.1, sdesim.per_path([0.1, -1.0, 0.1, 0.1]))
+    with pytest.raises(ValueError, match="n_paths=3"):
+        sdesim.solve(sgd_sde(model, sdesim.per_path(etas), 0.1), y0[:3], ts, dt=0.5, n_paths=3)
