@@ -34,7 +34,9 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
         see :data:`sdesim.solvers.SOLVERS` for what each accepts.
     dt : step size. Steps lie on the absolute grid ``g dt`` (``g`` integer); a save time (or
         ``ts[0]``) off that grid gets a shortened step to it, and the next step ends on the grid
-        again. Times within ``1e-9 dt`` of the grid are taken as grid points.
+        again. A time within about ``1e-12 max(|t|, 1)`` of a dyadic point of the step family is
+        taken as that point, whatever ``dt`` (so float rounding in ``ts`` does not matter, and
+        every ``dt`` reads the same path values).
     n_paths : number of paths (default: ``y0.shape[0]`` for a 2-d ``y0``, else 1).
     seed : an int in [0, 2**64) (default 0) or a ``numpy.random.SeedSequence``. Path ``i`` reads
         Brownian motion ``i`` of ``BrownianPath(seed, noise_dim, unit=dt)``: a function of absolute

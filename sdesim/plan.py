@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .brownian.path import SNAP, BrownianPath
+from .brownian.path import BrownianPath
 from .brownian.tree import MAX_DEPTH, TOP_LEVEL, leaf_depth, leaf_position
 from .noise_check import check_noise_structure
 from .sde import SDE
@@ -278,7 +278,8 @@ def check_brownian(bm, seed, noise_dim, dt, brownian_dt):
 def save_layout(ts, dt, bm, K):
     """Where the solve's points fall on the absolute step grid of ``dt``, as Plan fields.
 
-    A time within ``SNAP * dt`` of a grid point is that grid point; any other time gets a shortened
+    Times are snapped by :func:`sdesim.brownian.path.snap_coordinates` (within about 1e-12 of a dyadic
+    point of the unit: that point, whatever ``dt``); a time on the grid is a grid point; any other time gets a shortened
     step to it (``save_pos``, its fraction of the step) and is bridged in the Brownian tree to its
     leaf depth, which depends on the time only, so coarse and fine solves read the very same value.
     Grids the kernel cannot run are refused here, with the counts computed in floating point
@@ -299,16 +300,15 @@ def save_layout(ts, dt, bm, K):
     if u_max >= 2.0 ** (TOP_LEVEL + MAX_DEPTH) or depth + K > int(leaf_depth(u_max)):
         raise ValueError(f"dt={dt:g} (with {2**K} Levy sub-steps) is finer than the Brownian tree resolves at "
                          f"|t| = {t_max:g}; use a larger dt or fewer levy_substeps")
-    p = ts / dt  # in steps (exactly t / f scaled by a power of two)
-    near = np.round(p)
-    on_grid = np.abs(p - near) <= SNAP
-    base = np.where(on_grid, near, np.floor(p))
+    u = bm.coordinates(ts)  # snapped, whatever dt (SNAP)
+    p = np.ldexp(u, -e_dt)  # in steps (exact: a power-of-two scaling)
+    base = np.floor(p)
+    on_grid = p == base
     g0 = int(base[0])
     x0 = 0.0 if on_grid[0] else float(p[0] - base[0])
     save_step = np.where(on_grid, base - 1, base).astype(np.int64) - g0
     save_pos = np.where(on_grid, -1.0, p - base)
     save_step[0], save_pos[0] = -1, -1.0
-    u = np.ldexp(np.where(on_grid, near, p), e_dt)
     leaf = leaf_position(u)
     leaves = leaf[0]
     if np.any(np.diff(u) < 4.0 * np.ldexp(1.0, TOP_LEVEL - leaves[1:])):

@@ -29,8 +29,8 @@ LAYERS = {
     "sdesim.driver": 3, "sdesim.paths": 3, "sdesim": 3,
     # the paper: models, SDE builders, theory, discrete SGD
     "sdesim.normalized": 4,
-    # other libraries side by side (torchsde adapters, agreement statistics)
-    "sdesim.compare": 5,
+    # other libraries side by side (torchsde adapters, agreement statistics); property-testing kit
+    "sdesim.compare": 5, "sdesim.testing": 5,
     # the application: CLI, configs, simulate, sweep, experiments, report
     "sdesim.app": 6, "sdesim.__main__": 6,
 }

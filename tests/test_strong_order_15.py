@@ -16,7 +16,7 @@ from sdesim.reference import (LIN_B, additive_exact, additive_linear, arctan_exa
 
 TS = np.array([0.0, 0.5, 1.0])
 DTS = [2.0**-k for k in range(3, 8)]
-PATHS = 1000
+PATHS = 600
 
 
 def _errors_vs_exact(sde, method, exact, y0, **kw):

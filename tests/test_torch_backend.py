@@ -189,25 +189,25 @@ def test_agree_noncommutative_euler(tb):
 
 def test_agree_sphere_model(tb):
     w0 = np.full(SPHERE.d, 1.0 / np.sqrt(SPHERE.d))
-    ens = tb.run_both(tb.make_problem(SPHERE, ETA, LAM), w0, np.arange(0.0, 201.0, 50.0), 1.0, 3000, seed=0)
+    ens = tb.run_both(tb.make_problem(SPHERE, ETA, LAM), w0, np.arange(0.0, 201.0, 50.0), 1.0, 1500, seed=0)
     _assert_agree(ens, _quantities(SPHERE.d, eta=ETA))
 
 
 def test_agree_sphere_model_float32(tb):
     w0 = np.full(SPHERE.d, 1.0 / np.sqrt(SPHERE.d))
-    ens = tb.run_both(tb.make_problem(SPHERE, ETA, LAM), w0, np.arange(0.0, 201.0, 50.0), 1.0, 3000, seed=1,
+    ens = tb.run_both(tb.make_problem(SPHERE, ETA, LAM), w0, np.arange(0.0, 201.0, 50.0), 1.0, 1500, seed=1,
                       dtype="float32")
     _assert_agree(ens, _quantities(SPHERE.d, state=False, eta=ETA))
 
 
 def test_agree_mixture_classifier(tb):
     w0 = MIXTURE.random_init(norm=1.0, seed=0)
-    ens = tb.run_both(tb.make_problem(MIXTURE, ETA, LAM), w0, np.arange(0.0, 61.0, 15.0), 1.0, 2000, seed=0)
+    ens = tb.run_both(tb.make_problem(MIXTURE, ETA, LAM), w0, np.arange(0.0, 61.0, 15.0), 1.0, 1000, seed=0)
     _assert_agree(ens, _quantities(MIXTURE.d, eta=ETA))
 
 
 def test_agree_digits_classifier(tb):
     model = _digits()
     w0 = model.random_init(norm=1.0, seed=0)
-    ens = tb.run_both(tb.make_problem(model, ETA, LAM), w0, np.arange(0.0, 13.0, 3.0), 1.0, 240, seed=0)
+    ens = tb.run_both(tb.make_problem(model, ETA, LAM), w0, np.arange(0.0, 13.0, 3.0), 1.0, 120, seed=0)
     _assert_agree(ens, _quantities(model.d, state=False, eta=ETA))

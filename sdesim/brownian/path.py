@@ -11,10 +11,31 @@ from .rng import seed_to_key
 from .tree import (MAX_DEPTH, TAG_BRIDGE, TAG_SPLIT, TAG_TOP, TOP_LEVEL, leaf_position, level_keys, node_normals,
                    sd_by_depth, unit_scale)
 
-__all__ = ["BrownianPath", "SNAP"]
+__all__ = ["BrownianPath", "SNAP", "snap_coordinates"]
 
-#: A time within ``SNAP * dt`` of the step grid of ``dt`` is read as that grid point (as ``solve`` does).
-SNAP = 1e-9
+#: A time within ``SNAP * max(|u|, 1)`` (``u`` its tree coordinate, ``t / f``) of a dyadic point
+#: ``k 2**e`` is read as that point (the coarsest such point; only grids at least 1024 times wider
+#: than the tolerance count): float rounding in computing times (``0.1 * 3``) does not move a save time
+#: off a step grid, and, the rule not depending on ``dt``, every solve reads the same value there.
+SNAP = 2.0**-40
+
+
+def snap_coordinates(u):
+    """Tree coordinates ``u`` with each value within ``SNAP * max(|u|, 1)`` of a dyadic point moved
+    onto the coarsest such point (see :data:`SNAP`); a function of ``u`` alone."""
+    u = np.asarray(u, dtype=np.float64)
+    tol = SNAP * np.maximum(np.abs(u), 1.0)
+    out = u.copy()
+    done = np.zeros(u.shape, dtype=bool)
+    e_hi = int(np.frexp(np.max(np.abs(u), initial=1.0))[1]) + 1
+    e_lo = int(np.frexp(1024.0 * SNAP)[1]) - 1  # grids finer than 1024 tolerances (at |u| <= 1) never snap
+    for e in range(e_hi, e_lo - 1, -1):
+        width = np.ldexp(1.0, e)
+        q = np.round(u / width) * width
+        hit = ~done & (np.abs(u - q) <= tol) & (width >= 1024.0 * tol)
+        out[hit] = q[hit]
+        done |= hit
+    return out
 
 
 class BrownianPath:
@@ -80,22 +101,19 @@ class BrownianPath:
 
     # ------------------------------------------------------------------------------ reading
     def coordinates(self, ts, dt=None):
-        """Tree coordinates ``t / f`` of ``ts`` (``f`` the unit's mantissa); with ``dt``, times within
-        ``SNAP * dt`` of its step grid are put on it, as :func:`sdesim.solve` does."""
+        """Tree coordinates ``t / f`` of ``ts`` (``f`` the unit's mantissa), snapped as :func:`sdesim.solve`
+        does (:data:`SNAP`: times within about 1e-12 of a dyadic point of the unit are that point,
+        whatever the step). ``dt``: checked to be a step of this path's family."""
         ts = np.asarray(ts, dtype=np.float64)
         if not np.all(np.isfinite(ts)):
             raise ValueError("times contain NaN or inf")
-        if dt is None:
-            return ts / self.scale
-        e = self.step_level(dt)
-        p = ts / dt
-        near = np.round(p)
-        p = np.where(np.abs(p - near) <= SNAP, near, p)
-        return np.ldexp(p, e)
+        if dt is not None:
+            self.step_level(dt)
+        return snap_coordinates(ts / self.scale)
 
     def values(self, ts: ArrayLike, paths=None, *, dt=None) -> np.ndarray:
         """``W(ts) - W(ts[0])`` of ``paths`` (default: path 0), shape ``(T, n_paths, noise_dim)``;
-        ``dt``: snap ``ts`` to the step grid of ``dt`` as a solve with that step does."""
+        ``dt``: checked to read this path (``unit * 2**k``)."""
         u = self.coordinates(np.atleast_1d(ts), dt)
         w = self._absolute(u, self._paths(paths))
         return w - w[:1]
