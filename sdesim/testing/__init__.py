@@ -8,7 +8,7 @@ assertions (needs the ``test`` extra: ``pip install sdesim[test]``).
     def test_milstein_order(problem):
         assert_strong_order(problem, "milstein")
 
-Hypothesis profiles (``sdesim.testing.profiles``): ``sdesim-ci`` (few examples, no deadline) and
+Hypothesis profiles (``sdesim.testing.profiles``): ``sdesim-ci`` (5 derandomized examples, no deadline) and
 ``sdesim-thorough``; ``load_profile()`` picks ``$HYPOTHESIS_PROFILE`` (default ``sdesim-ci``).
 """
 
