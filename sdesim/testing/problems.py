@@ -28,6 +28,7 @@ from typing import Callable
 import numba as nb
 import numpy as np
 
+from ..reference import additive_diffusion, additive_drift, gbm_diffusion, gbm_drift
 from ..sde import SDE
 
 __all__ = ["ExactProblem", "linear_problem", "gbm_problem", "additive_problem", "arctan_problem", "sinh_problem"]
@@ -109,23 +110,11 @@ def linear_problem(a, b, q, y0, calculus="ito"):
 
 
 # --- geometric Brownian motion, diagonal noise --------------------------------------------------
-@nb.njit(inline="always")
-def _gbm_drift(t, y, args, out):
-    for i in range(y.size):
-        out[i] = args[0][i] * y[i]
-
-
-@nb.njit(inline="always")
-def _gbm_diffusion(t, y, args, out):
-    for i in range(y.size):
-        out[i] = args[1][i] * y[i]
-
-
 def gbm_problem(mu, s, y0, calculus="ito"):
     """``mu``, ``s``, ``y0``: ``(dim,)``."""
     mu, s, y0 = (np.asarray(x, dtype=np.float64) for x in (mu, s, y0))
     c = _ito(calculus)
-    sde = SDE(_gbm_drift, _gbm_diffusion, dim=mu.size, noise="diagonal", args=(mu, s), name="gbm",
+    sde = SDE(gbm_drift, gbm_diffusion, dim=mu.size, noise="diagonal", args=(mu, s), name="gbm",
               calculus=calculus)
 
     def exact(ts, ws):
@@ -135,27 +124,11 @@ def gbm_problem(mu, s, y0, calculus="ito"):
 
 
 # --- additive, time-dependent -------------------------------------------------------------------
-@nb.njit(inline="always")
-def _additive_drift(t, y, args, out):
-    r = 1.0 / np.sqrt(1.0 + t)
-    for i in range(y.size):
-        out[i] = args[0][i] * r - y[i] / (2.0 * (1.0 + t))
-
-
-@nb.njit(inline="always")
-def _additive_diffusion(t, y, args, out):
-    r = 1.0 / np.sqrt(1.0 + t)
-    C = args[1]
-    for i in range(C.shape[0]):
-        for k in range(C.shape[1]):
-            out[i, k] = C[i, k] * r
-
-
 def additive_problem(beta, C, y0, calculus="ito"):
     """``beta``, ``y0``: ``(dim,)``; ``C``: ``(dim, m)``."""
     beta, C, y0 = (np.asarray(x, dtype=np.float64) for x in (beta, C, y0))
     _ito(calculus)
-    sde = SDE(_additive_drift, _additive_diffusion, dim=beta.size, noise_dim=C.shape[1], noise="additive",
+    sde = SDE(additive_drift, additive_diffusion, dim=beta.size, noise_dim=C.shape[1], noise="additive",
               args=(beta, C), name="additive", calculus=calculus)
 
     def exact(ts, ws):
