@@ -122,6 +122,8 @@ def plot(results, path):
         ax.set_ylabel("strong error at T = 1")
         ax.legend(fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
+    for ax in axes.ravel()[len(results):]:
+        ax.set_visible(False)
     fig.tight_layout()
     tmp = path + ".tmp.png"
     try:
