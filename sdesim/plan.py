@@ -127,11 +127,9 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
         checked.check_event(event, ts[0], y0s[0], dtype)
 
     K = 0
-    if solver.needs_levy_area(sde.noise) or solver.needs_space_time_area(sde.noise):
-        p = levy_substeps
-        if p is None:
-            p = levy_area_substeps(dt) if solver.needs_levy_area(sde.noise) else time_area_substeps(dt)
-        K = dyadic_levels(p, "levy_substeps")
+    default_p = solver.default_substeps(sde.noise, dt)  # (None: the scheme reads no areas)
+    if default_p is not None:
+        K = dyadic_levels(default_p if levy_substeps is None else levy_substeps, "levy_substeps")
     elif levy_substeps is not None:
         raise ValueError(f"levy_substeps only applies to schemes that need Levy areas (method='milstein' "
                          f"with general noise, 'srk', 'sra1'), not method={method!r} with noise={sde.noise!r}")
@@ -150,20 +148,6 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
                 reduce=bool(reduce), save_brownian=bool(save_brownian), functional=functional,
                 functional_dim=functional_dim, on_nonfinite=on_nonfinite, n_threads=n_threads,
                 debug=debug, args=args, args_mask=args_mask, event=event, stop_at_event=stop_at_event)
-
-
-def levy_area_substeps(dt):
-    """Default sub-steps per step for the Levy areas of general-noise Milstein: the power of two
-    ``p >= 1 / dt``, so the area's mean-square error ``O(dt**2 / p)`` is ``O(dt**3)`` (strong order 1)."""
-    return 2 ** max(0, math.ceil(math.log2(1.0 / dt)))
-
-
-def time_area_substeps(dt):
-    """Default sub-steps per step for the space-time areas of the order 1.5 schemes: the power of two
-    ``p >= 2 / sqrt(dt)`` (at least 2). The area's error has variance ``dt / (12 p**2)`` per step and
-    enters as ``f' g dt`` times it, a global mean-square error ``O(dt**2 / p**2) = O(dt**3)``: strong
-    order 1.5, with the constant halved by the factor 2."""
-    return 2 ** max(1, math.ceil(math.log2(2.0 / math.sqrt(dt))))
 
 
 # ----------------------------------------------------------------------------- checks

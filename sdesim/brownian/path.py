@@ -14,28 +14,22 @@ from .tree import (MAX_DEPTH, TAG_BRIDGE, TAG_SPLIT, TAG_TOP, TOP_LEVEL, leaf_po
 __all__ = ["BrownianPath", "SNAP", "snap_coordinates"]
 
 #: A time within ``SNAP * max(|u|, 1)`` (``u`` its tree coordinate, ``t / f``) of a dyadic point
-#: ``k 2**e`` is read as that point (the coarsest such point; only grids at least 1024 times wider
-#: than the tolerance count): float rounding in computing times (``0.1 * 3``) does not move a save time
+#: ``k 2**e`` is read as that point (only grids at least 1024 times wider than the tolerance count): float rounding in computing times (``0.1 * 3``) does not move a save time
 #: off a step grid, and, the rule not depending on ``dt``, every solve reads the same value there.
 SNAP = 2.0**-40
 
 
 def snap_coordinates(u):
     """Tree coordinates ``u`` with each value within ``SNAP * max(|u|, 1)`` of a dyadic point moved
-    onto the coarsest such point (see :data:`SNAP`); a function of ``u`` alone."""
+    onto it (see :data:`SNAP`); a function of ``u`` alone. Only one point can qualify: the grid of
+    the finest allowed width (the power of two ``>= 1024`` tolerances) holds every coarser grid's
+    points, and its points are 1024 tolerances apart."""
     u = np.asarray(u, dtype=np.float64)
     tol = SNAP * np.maximum(np.abs(u), 1.0)
-    out = u.copy()
-    done = np.zeros(u.shape, dtype=bool)
-    e_hi = int(np.frexp(np.max(np.abs(u), initial=1.0))[1]) + 1
-    e_lo = int(np.frexp(1024.0 * SNAP)[1]) - 1  # grids finer than 1024 tolerances (at |u| <= 1) never snap
-    for e in range(e_hi, e_lo - 1, -1):
-        width = np.ldexp(1.0, e)
-        q = np.round(u / width) * width
-        hit = ~done & (np.abs(u - q) <= tol) & (width >= 1024.0 * tol)
-        out[hit] = q[hit]
-        done |= hit
-    return out
+    mant, exp = np.frexp(1024.0 * tol)
+    width = np.ldexp(1.0, exp - (mant == 0.5))  # the least power of two >= 1024 tol
+    near = np.round(u / width) * width  # (exact: power-of-two scalings)
+    return np.where(np.abs(u - near) <= tol, near, u)
 
 
 class BrownianPath:

@@ -121,8 +121,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     dt_ = np.dtype(dtype).type
     project = sde.projection if sde.projection is not None else _no_projection
     has_projection = sde.projection is not None
-    # the (noise_dim, noise_dim) Levy area, or the (1, noise_dim) space-time area, when the scheme reads it
-    area_shape = (1, m) if time_area else (solver.area_size(sde),) * 2
+    area_shape = solver.area_shape(sde)  # Levy areas (n, n) or space-time areas (1, noise_dim)
     select = _make_select(tuple(per_path))
     has_event = event is not None
     event_fn = _jit(event) if has_event else _no_event

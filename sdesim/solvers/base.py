@@ -56,6 +56,18 @@ class Solver:
         path needs."""
         return True
 
+    def default_substeps(self, noise, dt):
+        """Sub-steps of the Brownian path per step from which the step's areas are read by default
+        (``levy_substeps=None``), or None when the scheme reads no areas."""
+        return None
+
+    def area_shape(self, sde):
+        """Shape of the ``area`` array the step reads: ``(n, n)`` Levy areas (:meth:`area_size`), or
+        ``(1, noise_dim)`` space-time areas."""
+        if self.needs_space_time_area(sde.noise):
+            return (1, sde.noise_dim)
+        return (self.area_size(sde),) * 2
+
     def area_size(self, sde):
         """``n`` of the ``(n, n)`` Levy-area array the step reads (1 when it reads none)."""
         return 1

@@ -11,15 +11,17 @@ The noise term is ``int g(s) dW(s)`` to ``O(h**2)`` (``g(t + h) - g(t) = g' h + 
 ``I_(0,1) / h = v``); the stage's random shift makes ``f(z)`` carry ``f' g I_(1,0)`` and, in mean,
 the ``g g^T f'' / 2`` part of the ``h**2`` term. Two drift and two diffusion evaluations per step,
 plus the space-time areas: ``p`` sub-points of the same Brownian tree per step
-(:func:`sdesim.plan.time_area_substeps`).
+(:func:`time_area_substeps`).
 """
+
+import math
 
 import numba as nb
 
 from ._terms import diffusion_view, make_noise_product
 from .base import Solver
 
-__all__ = ["SRA1", "make_additive_step", "additive_work_size"]
+__all__ = ["SRA1", "make_additive_step", "additive_work_size", "time_area_substeps"]
 
 
 class SRA1(Solver):
@@ -30,6 +32,9 @@ class SRA1(Solver):
     def needs_space_time_area(self, noise):
         return True
 
+    def default_substeps(self, noise, dt):
+        return time_area_substeps(dt)
+
     def uses_dense_diffusion(self, sde):
         return sde.diffusion_product is None
 
@@ -38,6 +43,14 @@ class SRA1(Solver):
 
     def make_step(self, sde):
         return make_additive_step(sde)
+
+
+def time_area_substeps(dt):
+    """Default sub-steps per step for the space-time areas: the power of two ``p >= 2 / sqrt(dt)``
+    (at least 2). The area's error has variance ``dt / (12 p**2)`` per step and enters as
+    ``f' g dt`` times it, a global mean-square error ``O(dt**2 / p**2) = O(dt**3)``: strong order
+    1.5, with the constant halved by the factor 2."""
+    return 2 ** max(1, math.ceil(math.log2(2.0 / math.sqrt(dt))))
 
 
 def additive_work_size(sde):

@@ -29,7 +29,7 @@ import math
 import numba as nb
 
 from .base import Solver
-from .sra1 import additive_work_size, make_additive_step
+from .sra1 import additive_work_size, make_additive_step, time_area_substeps
 
 __all__ = ["SRK"]
 
@@ -41,6 +41,9 @@ class SRK(Solver):
 
     def needs_space_time_area(self, noise):
         return True
+
+    def default_substeps(self, noise, dt):
+        return time_area_substeps(dt)
 
     def uses_dense_diffusion(self, sde):
         return sde.noise != "additive" or sde.diffusion_product is None
