@@ -28,7 +28,7 @@ def signature(sde, dtype, save_w, n_out, T=3):
     dt_ = np.dtype(dtype)
     host = [np.zeros((1, sde.dim), dt_), np.int64(0), np.int64(1), np.int64(0), 0.0, 0.1, np.int64(5), np.int64(16),
             np.zeros(T, np.int64), np.zeros((60, 2), np.uint32), np.zeros(60), 0.3,
-            np.zeros(256, np.uint64), np.zeros(256), np.zeros(256), tuple(sde.args),
+            np.zeros(256, np.uint64), np.zeros(256), np.zeros(256), sde.args,
             np.zeros((T, 1, n_out), dt_), np.zeros((T, 1, sde.noise_dim) if save_w else (1, 1, 1)),
             np.zeros(1, np.int64)]
     return tuple(numba.typeof(x) for x in host)

@@ -2,13 +2,14 @@
 
 ``SDE(..., args=(per_path(rates), 0.3))`` gives path ``p`` the argument ``rates[p]`` (a number if
 ``rates`` is 1-d, a row view otherwise) in every call of its functions, so a grid of parameters
-runs as one solve. Path ``p`` of such a solve is bitwise the path ``p`` of a solve of the same SDE
+runs as one solve. ``args`` may be a ``NamedTuple`` (its functions then read entries by name); the
+splitting keeps its class. Path ``p`` of such a solve is bitwise the path ``p`` of a solve of the same SDE
 with ``rates[p]`` in every path: the Brownian path depends on the path index, not on the values.
 """
 
 import numpy as np
 
-__all__ = ["PerPath", "per_path", "split_args", "args_of_path"]
+__all__ = ["PerPath", "per_path", "split_args", "args_of_path", "same_kind"]
 
 
 class PerPath:
@@ -34,6 +35,12 @@ def per_path(values):
     return values if isinstance(values, PerPath) else PerPath(values)
 
 
+def same_kind(args, items):
+    """``items`` as a tuple of the kind ``args`` is: the same NamedTuple class, or a plain tuple."""
+    items = tuple(items)
+    return type(args)(*items) if hasattr(args, "_fields") else items
+
+
 def split_args(args, n_paths):
     """``(plain, mask)``: ``args`` with per-path entries unwrapped to their arrays, and which entries
     are per path. A per-path entry must have exactly ``n_paths`` entries (a clear error otherwise)."""
@@ -41,9 +48,9 @@ def split_args(args, n_paths):
     for i, a in enumerate(args):
         if isinstance(a, PerPath) and len(a) != n_paths:
             raise ValueError(f"args[{i}] is per path with {len(a)} entries but the solve has n_paths={n_paths}")
-    return tuple(a.values if isinstance(a, PerPath) else a for a in args), mask
+    return same_kind(args, (a.values if isinstance(a, PerPath) else a for a in args)), mask
 
 
 def args_of_path(args, p):
     """The arguments path ``p`` sees (per-path entries replaced by their entry ``p``)."""
-    return tuple(a.values[p] if isinstance(a, PerPath) else a for a in args)
+    return same_kind(args, (a.values[p] if isinstance(a, PerPath) else a for a in args))

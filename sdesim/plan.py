@@ -220,15 +220,23 @@ def check_event(event, stop_at_event):
     return bool(stop_at_event)
 
 
-def check_args(args):
+def check_args(args, where="args", nested=False):
+    """Entries of ``args`` are numbers, numeric arrays, ``per_path`` entries (at the top level) or
+    tuples (NamedTuples: read by name) of numbers and arrays."""
     for i, a in enumerate(args):
-        if isinstance(a, (bool, numbers.Number, np.number, PerPath)):
+        name = f"{where}[{i}]"
+        if isinstance(a, (bool, numbers.Number, np.number)) or (isinstance(a, PerPath) and not nested):
             continue
         if isinstance(a, np.ndarray):
             if a.dtype == object:
-                raise TypeError(f"args[{i}] is an object array; only numeric arrays can be passed")
+                raise TypeError(f"{name} is an object array; only numeric arrays can be passed")
             continue
-        raise TypeError(f"args[{i}] has type {type(a).__name__}; args may hold numbers and numpy arrays only")
+        if isinstance(a, tuple):
+            check_args(a, name, nested=True)
+            continue
+        what = "per_path entries go at the top level of args only" if isinstance(a, PerPath) else \
+            "args may hold numbers, numpy arrays and tuples of them only"
+        raise TypeError(f"{name} has type {type(a).__name__}; {what}")
 
 
 def dyadic_levels(ratio, name):

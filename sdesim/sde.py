@@ -47,9 +47,33 @@ def derivative_shape(noise, dim, noise_dim):
 _JITTED = {}
 
 
+#: Dispatchers given to an SDE without explicit fast-math flags -> the same with ``fastmath=False``.
+_FLAGGED = {}
+
+
+def explicit_flags(func):
+    """``func`` (a Numba dispatcher) with its fast-math flags set explicitly.
+
+    Numba compiles a called dispatcher whose ``fastmath`` is not set with the flags of its first
+    caller. sdesim's kernel allows reassociation, so such a function would be compiled one way
+    when the kernel compiles first and another when it was called from Python first (or when the
+    kernel is loaded from the disk cache): the same seed could give results a few ulp apart.
+    A dispatcher that is inlined (``inline="always"``: it takes the kernel's flags) or sets
+    ``fastmath`` is returned as it is; any other is compiled again with ``fastmath=False``
+    (what ``@njit`` means when called from Python).
+    """
+    opts = func.targetoptions
+    if "fastmath" in opts or opts.get("inline") == "always":
+        return func
+    if func not in _FLAGGED:
+        kept = {k: v for k, v in opts.items() if k not in ("nopython", "fastmath")}
+        _FLAGGED[func] = nb.njit(fastmath=False, **kept)(func.py_func)
+    return _FLAGGED[func]
+
+
 def _jit(func, what):
     if isinstance(func, Dispatcher):
-        return func
+        return explicit_flags(func)
     if not callable(func):
         raise TypeError(f"{what} must be a function f(t, y, args, out), got {type(func).__name__}")
     digest = fingerprint(func)
@@ -81,8 +105,10 @@ class SDE:
         (this is what makes Milstein's diagonal form strong order 1); ``"additive"`` means
         ``g`` does not depend on ``y``; ``"commutative"`` means ``L^j g_k = L^k g_j`` with
         ``L^j = sum_l g_lj d/dy_l``. Anything else is ``"general"``.
-    args : tuple
-        Numbers and arrays passed unchanged as the third argument of every function.
+    args : tuple or NamedTuple
+        Numbers and arrays (or tuples of them) passed unchanged as the third argument of every
+        function; a ``typing.NamedTuple`` lets the functions read them by name (``args.rate``).
+        An entry ``sdesim.per_path(values)`` gives path ``p`` the value ``values[p]``.
     diffusion_derivative : callable, optional
         ``diffusion_derivative(t, y, args, out)`` writing the derivative of the diffusion
         (shape from :func:`derivative_shape`); used by Milstein instead of its

@@ -162,3 +162,66 @@ def test_fresh_processes_share_the_cache(tmp_path):
     kinds = [o[0].split()[0] for o in outs] + [warm.stdout.split()[0]]
     values = {o[0].split()[1] for o in outs} | {warm.stdout.split()[1]}
     assert kinds[2] == "disk" and len(values) == 1, (kinds, values)
+
+
+_FLAGS_CHILD = """
+import hashlib, sys
+import numba as nb
+import numpy as np
+import sdesim
+from sdesim.normalized import SphereModel, polar_sde, polar_state
+
+@nb.njit
+def drift(t, y, args, out):      # a plain @njit: its fast-math flags are not set
+    acc = 0.0
+    for i in range(y.size):
+        acc += y[i] * y[i] * 0.1
+    for i in range(y.size):
+        out[i] = -acc * y[i] + 0.3 * y[i] * 1.7
+
+@nb.njit
+def diffusion(t, y, args, out):
+    for i in range(y.size):
+        out[i] = 0.2 * y[i] + 0.1
+
+model = SphereModel(10, s=0.7)
+y0 = polar_state(np.ones(10), 0.1, model=model)
+digests = []
+for sde, start, ts, dt in [(polar_sde(model, 0.1, 0.01), y0, np.linspace(0, 50, 6), 0.5),
+                           (sdesim.SDE(drift, diffusion, dim=7, noise="diagonal"), np.linspace(0.1, 1, 7),
+                            np.linspace(0, 5, 6), 0.01)]:
+    for _ in range(2):
+        sol = sdesim.solve(sde, start, ts, dt=dt, n_paths=20, seed=3)
+        digests.append(hashlib.sha256(sol.ys.tobytes()).hexdigest()[:16])
+print(" ".join(digests))
+"""
+
+
+def test_a_cold_and_a_warm_process_give_the_same_bits(tmp_path):
+    """Regression: non-inlined functions without explicit fast-math flags (polar_sde's, a user's
+    ``@njit`` drift) were compiled with the flags of their first caller, so the process that
+    compiled the kernel and one that loaded it from the disk cache gave results a few ulp apart."""
+    env = dict(os.environ, SDESIM_CACHE_DIR=str(tmp_path / "cache"), SDESIM_CACHE="1")
+    cmd = [sys.executable, "-c", _FLAGS_CHILD]
+    cold = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=True).stdout.split()
+    warm = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=True).stdout.split()
+    assert cold == warm
+
+
+def test_dispatchers_get_explicit_fastmath_flags():
+    @nb.njit
+    def plain(t, y, args, out):
+        out[0] = y[0]
+
+    @nb.njit(fastmath=True)
+    def chosen(t, y, args, out):
+        out[0] = y[0]
+
+    @nb.njit(inline="always")
+    def inlined(t, y, args, out):
+        out[0] = y[0]
+
+    flagged = sde_module.explicit_flags(plain)
+    assert flagged is not plain and flagged.targetoptions["fastmath"] is False
+    assert flagged.py_func is plain.py_func and sde_module.explicit_flags(plain) is flagged
+    assert sde_module.explicit_flags(chosen) is chosen and sde_module.explicit_flags(inlined) is inlined

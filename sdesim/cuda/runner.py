@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from ..brownian.rng import seed_to_key
+from ..path_args import same_kind
 from ..plan import make_plan
 from ..runners.kernel import CHUNK
 from ..runners.results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
@@ -200,6 +201,13 @@ def _device_name(cuda):
         return "cuda"
 
 
+def _to_device(cuda, args):
+    """``args`` with every array copied to the device, nested tuples too (a NamedTuple keeps its class)."""
+    items = [cuda.to_device(np.ascontiguousarray(a)) if isinstance(a, np.ndarray)
+             else _to_device(cuda, a) if isinstance(a, tuple) else a for a in args]
+    return same_kind(args, items)
+
+
 class _Launch:
     """What every launch of one solve shares: device copies of y0, args, times and tables."""
 
@@ -217,8 +225,7 @@ class _Launch:
         self.d_sds = cuda.to_device(np.ascontiguousarray(bm.sds, dtype=np.float64))
         self.top_sd = float(bm.top_sd)
         self.tab = tables()
-        self.d_args = tuple(cuda.to_device(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a
-                            for a in sde.args)
+        self.d_args = _to_device(cuda, sde.args)
         self.kernel_s = self.device_s = 0.0
 
     def run(self, kern, path0, n, n_out, save_w, to_host=False):

@@ -12,6 +12,8 @@ polar, for each scale-invariant group j (Wbar_j = W_j/|W_j|, G_j = |W_j|^4/eta^2
         (eta_old / eta_new)^2 inside the compiled loop, keeping |W_j|^4 = G_j eta^2 continuous).
 """
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
@@ -21,11 +23,24 @@ from ..sde import SDE
 from ._checks import check_bool, check_groups, check_model, check_real, check_weights
 from .schedules import as_schedule, schedule_value
 
-__all__ = ["sgd_sde", "polar_sde", "polar_state", "full_from_polar"]
+__all__ = ["sgd_sde", "polar_sde", "polar_state", "full_from_polar", "SGDArgs"]
+
+
+class SGDArgs(NamedTuple):
+    """The ``args`` of :func:`sgd_sde` and :func:`polar_sde` (``sde.args``), read by name in their
+    compiled functions. A rate is a step function of time (see
+    :func:`~sdesim.normalized.schedules.schedule_value`); a per-path rate has no change times and
+    one row of values per path."""
+
+    params: tuple          #: the model's own parameters (``model.params``), handed to its kernels
+    lr_times: np.ndarray   #: learning-rate change times (SGD steps)
+    lr_values: object      #: learning rates (an array, or ``sdesim.per_path`` rows)
+    wd_times: np.ndarray   #: weight-decay change times
+    wd_values: object      #: weight-decay rates
 
 
 def _schedule_args(model, lr, wd):
-    return tuple(model.params) + _rate_args(lr, "lr") + _rate_args(wd, "wd")
+    return SGDArgs(model.params, *_rate_args(lr, "lr"), *_rate_args(wd, "wd"))
 
 
 def _rate_args(x, name):
@@ -40,12 +55,6 @@ def _rate_args(x, name):
         return np.empty(0), per_path(v.astype(np.float64)[:, None])
     sched = as_schedule(x, name)
     return sched.times, sched.values
-
-
-def _schedule_slots(model):
-    """Positions of (lr times, lr values, wd times, wd values) in the SDE's args."""
-    p = len(model.params)
-    return p, p + 1, p + 2, p + 3
 
 
 def _cached(model, key, build):
@@ -122,47 +131,46 @@ def _polar_state_check(model):
 
 def _sgd_functions(model):
     d, n = model.d, model.noise_dim
-    iLT, iLV, iWT, iWV = _schedule_slots(model)
     grad, product, factor = model.grad_kernel, model.noise_product_kernel, model.noise_factor_kernel
 
     @nb.njit(inline="always")
     def drift(t, y, args, out):
-        eta = schedule_value(t, args[iLT], args[iLV])
-        lam = schedule_value(t, args[iWT], args[iWV])
-        grad(y, args, out)
+        eta = schedule_value(t, args.lr_times, args.lr_values)
+        lam = schedule_value(t, args.wd_times, args.wd_values)
+        grad(y, args.params, out)
         for i in range(d):
             out[i] = -eta * (out[i] + lam * y[i])
 
     @nb.njit(inline="always")
     def diffusion(t, y, args, out):
-        eta = schedule_value(t, args[iLT], args[iLV])
-        factor(y, args, out)
+        eta = schedule_value(t, args.lr_times, args.lr_values)
+        factor(y, args.params, out)
         for i in range(d):
             for j in range(n):
                 out[i, j] *= eta
 
     @nb.njit(inline="always")
     def noise_product(t, y, args, dB, out):
-        eta = schedule_value(t, args[iLT], args[iLV])
-        product(y, args, dB, out)
+        eta = schedule_value(t, args.lr_times, args.lr_values)
+        product(y, args.params, dB, out)
         for i in range(d):
             out[i] *= eta
 
     fused = getattr(model, "grad_and_noise_product_kernel", None)
     if fused is None:  # models without a shared forward pass: gradient and noise product in turn
         @nb.njit(inline="always")
-        def fused(y, args, dB, a, gdw):
-            grad(y, args, a)
-            product(y, args, dB, gdw)
+        def fused(y, params, dB, a, gdw):
+            grad(y, params, a)
+            product(y, params, dB, gdw)
 
         fused = disk_cached(fused)  # (compiled on its own when drift_and_noise is checked in Python)
 
     @nb.njit(inline="always")
     def drift_and_noise(t, y, args, dB, a, gdw):
         # one schedule lookup per rate per step (each lookup reads arrays out of args)
-        eta = schedule_value(t, args[iLT], args[iLV])
-        lam = schedule_value(t, args[iWT], args[iWV])
-        fused(y, args, dB, a, gdw)
+        eta = schedule_value(t, args.lr_times, args.lr_values)
+        lam = schedule_value(t, args.wd_times, args.wd_values)
+        fused(y, args.params, dB, a, gdw)
         for i in range(d):
             a[i] = -eta * (a[i] + lam * y[i])
             gdw[i] *= eta
@@ -192,19 +200,18 @@ def polar_sde(model, lr, wd, *, project=False):
 
 def _polar_functions(model, project):
     d, n, k = model.d, model.noise_dim, model.n_groups
-    iLT, iLV, iWT, iWV = _schedule_slots(model)
     grad, product, trace = model.grad_kernel, model.noise_product_kernel, model.noise_trace_kernel
     model_factor = model.noise_factor_kernel
     offsets = np.asarray(model.group_offsets, dtype=np.int64)
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def drift(t, y, args, out):
-        eta = schedule_value(t, args[iLT], args[iLV])
-        lam = schedule_value(t, args[iWT], args[iWV])
+        eta = schedule_value(t, args.lr_times, args.lr_values)
+        lam = schedule_value(t, args.wd_times, args.wd_values)
         wb = y[:d]
         tr = np.empty(k)
-        trace(wb, args, tr)
-        grad(wb, args, out[:d])
+        trace(wb, args.params, tr)
+        grad(wb, args.params, out[:d])
         for j in range(k):
             G = y[d + j]
             rg = 1.0 / np.sqrt(G)
@@ -213,9 +220,9 @@ def _polar_functions(model, project):
             out[d + j] = -4.0 * eta * lam * G + 2.0 * tr[j]
         out[d + k] = 0.0
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def noise_product(t, y, args, dB, out):
-        product(y[:d], args, dB, out[:d])
+        product(y[:d], args.params, dB, out[:d])
         for j in range(k):
             rg = 1.0 / np.sqrt(y[d + j])
             for i in range(offsets[j], offsets[j + 1]):
@@ -223,9 +230,9 @@ def _polar_functions(model, project):
         for j in range(k + 1):
             out[d + j] = 0.0
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def diffusion(t, y, args, out):
-        model_factor(y[:d], args, out[:d])
+        model_factor(y[:d], args.params, out[:d])
         for j in range(k):
             rg = 1.0 / np.sqrt(y[d + j])
             for i in range(offsets[j], offsets[j + 1]):
@@ -235,9 +242,9 @@ def _polar_functions(model, project):
             for b in range(n):
                 out[d + j, b] = 0.0
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def on_step(t, y, args):
-        eta = schedule_value(t, args[iLT], args[iLV])
+        eta = schedule_value(t, args.lr_times, args.lr_values)
         if eta != y[d + k]:
             ratio = y[d + k] / eta
             for j in range(k):

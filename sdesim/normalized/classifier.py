@@ -4,6 +4,8 @@
 scale-invariant group. Minibatch noise is exact (see :mod:`.minibatch`).
 """
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
@@ -12,7 +14,19 @@ from ._fastexp import exp_nonpositive
 from .data import check_dataset
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 
-__all__ = ["NormalizedLinearClassifier"]
+__all__ = ["NormalizedLinearClassifier", "ClassifierParams"]
+
+
+class ClassifierParams(NamedTuple):
+    """What the classifier's compiled kernels read (``NormalizedLinearClassifier.params``)."""
+
+    offsets: np.ndarray  #: group offsets, int64 ``(2,)`` (one group)
+    f: float             #: minibatch noise factor (see :func:`.minibatch.noise_factor_scale`)
+    scale: float         #: inverse temperature of the logits
+    X: np.ndarray        #: inputs ``(n, p)``, float64
+    Y: np.ndarray        #: one-hot labels ``(n, K)``
+    xx: np.ndarray       #: ``|x_i|^2``, ``(n,)``
+    X32: np.ndarray      #: ``X`` in float32, for the single-precision GEMMs of float32 solves
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -40,13 +54,13 @@ def softmax_residual(Z, Y):
 
 @nb.njit(cache=True, fastmath=False)
 def _logits(wn, params, X):
-    scale, Y = params[1][1], params[3]
+    scale, Y = params.scale, params.Y
     return np.dot(X, wn.reshape((X.shape[1], Y.shape[1]))) * scale
 
 
 @nb.njit(cache=True, fastmath=False)
 def _raw_weighted(wn, params, c):
-    X, Y, scale = params[2], params[3], params[1][1]
+    X, Y, scale = params.X, params.Y, params.scale
     R = softmax_residual(_logits(wn, params, X), Y)
     for i in range(R.shape[0]):
         for k in range(R.shape[1]):
@@ -55,21 +69,21 @@ def _raw_weighted(wn, params, c):
 
 
 def _data_matrix(like, params):
-    """``X`` in the GEMM precision of a state ``like``: ``params[5]`` (float32) or ``params[2]``."""
+    """``X`` in the GEMM precision of a state ``like``: ``params.X32`` (float32) or ``params.X``."""
 
 
 @nb.extending.overload(_data_matrix)
 def _data_matrix_impl(like, params):
     if like.dtype == nb.types.float32:  # a float32 solve: single-precision GEMMs (2x the SIMD lanes)
-        return lambda like, params: params[5]
-    return lambda like, params: params[2]
+        return lambda like, params: params.X32
+    return lambda like, params: params.X
 
 
 @nb.njit(cache=True, fastmath=False)
 def _raw_weighted_pair(wn, params, c0, c1, like):
     """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM, both GEMMs in the
     precision of the state ``like`` (float32 or float64; softmax and weights in float64)."""
-    X, Y, scale = _data_matrix(like, params), params[3], params[1][1]
+    X, Y, scale = _data_matrix(like, params), params.Y, params.scale
     n, K = X.shape[0], Y.shape[1]
     R = softmax_residual(_logits(wn.astype(X.dtype), params, X), Y)
     A = np.dot(X.T, paired_weights(R, c0, c1, np.empty((n, 2 * K), X.dtype))) * scale  # (p, 2K)
@@ -78,7 +92,7 @@ def _raw_weighted_pair(wn, params, c0, c1, like):
 
 @nb.njit(cache=True, fastmath=False)
 def _raw_samples(wn, params):
-    X, Y, scale = params[2], params[3], params[1][1]
+    X, Y, scale = params.X, params.Y, params.scale
     n, p = X.shape
     K = Y.shape[1]
     R = softmax_residual(_logits(wn, params, X), Y)
@@ -92,7 +106,7 @@ def _raw_samples(wn, params):
 
 @nb.njit(cache=True, fastmath=False)
 def _sample_stats(wn, params):
-    X, Y, xx, scale = params[2], params[3], params[4], params[1][1]
+    X, Y, xx, scale = params.X, params.Y, params.xx, params.scale
     Z = _logits(wn, params, X)
     R = softmax_residual(Z, Y)
     n, K = R.shape
@@ -112,7 +126,7 @@ def _sample_stats(wn, params):
 @nb.njit(cache=True, fastmath=False)
 def _raw_subset(wn, params, idx, c):
     """``sum_b c_b M_{idx_b}`` (shape ``(d,)``) from the chosen rows only: no full forward pass."""
-    X, Y, scale = params[2], params[3], params[1][1]
+    X, Y, scale = params.X, params.Y, params.scale
     B, p, K = idx.size, X.shape[1], Y.shape[1]
     Xb = np.empty((B, p))
     Yb = np.empty((B, K))
@@ -158,9 +172,8 @@ class NormalizedLinearClassifier(DataModel):
         f = noise_factor_scale(data.n, self.batch_size, self.replace)
         Y = np.zeros((data.n, data.n_classes))
         Y[np.arange(data.n), data.y] = 1.0
-        # params[5]: X in float32, for the single-precision GEMMs of float32 solves
-        self.params = (self.group_offsets, np.array([f, self.scale]), data.X, Y,
-                       np.einsum("ij,ij->i", data.X, data.X), data.X.astype(np.float32))
+        self.params = ClassifierParams(self.group_offsets, float(f), float(self.scale), data.X, Y,
+                                       np.einsum("ij,ij->i", data.X, data.X), data.X.astype(np.float32))
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
          self.noise_trace_kernel, self.grad_and_noise_product_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits

@@ -23,7 +23,8 @@ A data model supplies compiled primitives that work on the group-normalized weig
 and :func:`make_data_kernels` turns them into the model interface of :mod:`.models`;
 :func:`make_minibatch_kernel` turns ``raw_subset`` into the minibatch gradient of discrete SGD. The
 gradient with respect to ``w`` is ``(M_ij - (M_ij . wn_j) wn_j) / |w_j|`` for group ``j``.
-``params[0]`` holds the group offsets (int64) and ``params[1][0]`` the noise factor ``f``.
+``params.offsets`` holds the group offsets (int64) and ``params.f`` the noise factor ``f``; the
+models' own fields (``X``, ``Y``, ``xx``, ...) are read by name by their primitives.
 """
 
 import numba as nb
@@ -80,21 +81,21 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
 
     @nb.njit(fastmath=False)
     def grad_kernel(w, params, out):
-        offsets = params[0]
+        offsets = params.offsets
         wn, norms = normalize_groups(w, offsets)
-        n = params[2].shape[0]
+        n = params.X.shape[0]
         c = np.full(n, 1.0 / n)
         tangent_per_group(raw_weighted(wn, params, c), wn, offsets, norms, 1.0, out)
 
     @nb.njit(fastmath=False)
     def noise_product_kernel(w, params, dB, out):
-        offsets, f = params[0], params[1][0]
+        offsets, f = params.offsets, params.f
         wn, norms = normalize_groups(w, offsets)
         tangent_per_group(raw_weighted(wn, params, _centred(dB)), wn, offsets, norms, f, out)
 
     @nb.njit(fastmath=False)
     def noise_factor_kernel(w, params, out):
-        offsets, f = params[0], params[1][0]
+        offsets, f = params.offsets, params.f
         wn, norms = normalize_groups(w, offsets)
         M = raw_samples(wn, params)
         n, d = M.shape
@@ -115,7 +116,7 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
     def noise_trace_kernel(w, params, out):
         # tr Sigma_jj = f^2 / |w_j|^2 sum_i |P_j(M_ij - Mbar_j)|^2 and, with P_j the projection
         # off wn_j, sum_i |P_j(M_ij - Mbar_j)|^2 = sum_i (|M_ij|^2 - (M_ij.wn_j)^2) - n |P_j Mbar_j|^2.
-        offsets, f = params[0], params[1][0]
+        offsets, f = params.offsets, params.f
         wn, norms = normalize_groups(w, offsets)
         sq, proj = sample_stats(wn, params)
         n = sq.shape[0]
@@ -135,7 +136,7 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
     @nb.njit(fastmath=False)
     def grad_and_noise_product_kernel(w, params, dB, grad_out, noise_out):
         # grad L and S dB at the same w share the forward pass (what Euler-Maruyama needs per step)
-        offsets, f = params[0], params[1][0]
+        offsets, f = params.offsets, params.f
         wn, norms = normalize_groups(w, offsets)
         n = dB.size
         g, s = raw_weighted_pair(wn, params, np.full(n, 1.0 / n), _centred(dB), w)
@@ -154,7 +155,7 @@ def make_minibatch_kernel(raw_subset):
 
     @nb.njit(nogil=True, fastmath=False)
     def minibatch_grad_kernel(w, params, idx, c, out):
-        offsets = params[0]
+        offsets = params.offsets
         wn, norms = normalize_groups(w, offsets)
         tangent_per_group(raw_subset(wn, params, idx, c), wn, offsets, norms, 1.0, out)
 
@@ -263,7 +264,7 @@ class DataModel:
     def noise_cov(self, w):
         """Minibatch-gradient covariance Sigma(w), ``(d, d)`` (for checks; never used to simulate)."""
         g = self.per_sample_grads(w)
-        c = self.data.n * self.params[1][0] ** 2 * self.batch_size  # (n - B)/(n - 1) or 1
+        c = self.data.n * self.params.f ** 2 * self.batch_size  # (n - B)/(n - 1) or 1
         centred = g - g.mean(axis=0)
         return c / self.batch_size * centred.T @ centred / self.data.n
 

@@ -7,6 +7,8 @@ Hidden unit ``j`` has weights ``u_j`` (``p`` entries, group ``j`` of ``w``);
 each unit has its own norm, effective learning rate and equilibrium.
 """
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
@@ -15,13 +17,26 @@ from .classifier import softmax_residual
 from .data import check_dataset
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 
-__all__ = ["WeightNormMLP"]
+__all__ = ["WeightNormMLP", "MLPParams"]
+
+
+class MLPParams(NamedTuple):
+    """What the MLP's compiled kernels read (``WeightNormMLP.params``)."""
+
+    offsets: np.ndarray  #: group offsets, int64 ``(m + 1,)`` (one group per hidden unit)
+    f: float             #: minibatch noise factor (see :func:`.minibatch.noise_factor_scale`)
+    scale: float         #: inverse temperature of the logits
+    gain: float          #: pre-activation gain of the tanh units
+    X: np.ndarray        #: inputs ``(n, p)``
+    Y: np.ndarray        #: one-hot labels ``(n, K)``
+    xx: np.ndarray       #: ``|x_i|^2``, ``(n,)``
+    top: np.ndarray      #: the fixed top layer ``A``, ``(m, K)``
 
 
 @nb.njit(cache=True, fastmath=False)
 def _forward(wn, params, X):
     """Pre-activations ``S = X Ubar`` ``(n, m)``, hidden ``H`` ``(n, m)``, logits ``(n, K)``."""
-    scale, gain, A = params[1][1], params[1][2], params[5]
+    scale, gain, A = params.scale, params.gain, params.top
     m = A.shape[0]
     U = wn.reshape((m, X.shape[1]))
     S = np.dot(X, U.T)
@@ -37,13 +52,13 @@ def _logits(wn, params, X):
 @nb.njit(cache=True, fastmath=False)
 def _unit_coefficients(wn, params):
     """``Q_ij = d loss_i / d (x_i . ubar_j)`` and the pre-activations ``S``; ``M_ij = Q_ij x_i``."""
-    return _coefficients(wn, params, params[2], params[3])
+    return _coefficients(wn, params, params.X, params.Y)
 
 
 @nb.njit(cache=True, fastmath=False)
 def _coefficients(wn, params, X, Y):
     """:func:`_unit_coefficients` on given rows ``X``, one-hot labels ``Y``."""
-    scale, gain, A = params[1][1], params[1][2], params[5]
+    scale, gain, A = params.scale, params.gain, params.top
     S, H, Z = _forward(wn, params, X)
     R = softmax_residual(Z, Y)
     Q = np.dot(R, A.T) * (scale * gain)
@@ -59,7 +74,7 @@ def _raw_weighted(wn, params, c):
     for i in range(Q.shape[0]):
         for j in range(Q.shape[1]):
             Q[i, j] *= c[i]
-    return np.dot(Q.T, params[2]).ravel()
+    return np.dot(Q.T, params.X).ravel()
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -67,13 +82,13 @@ def _raw_weighted_pair(wn, params, c0, c1, like):
     """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM (float64)."""
     Q, _ = _unit_coefficients(wn, params)
     n, m = Q.shape
-    A = np.dot(paired_weights(Q, c0, c1, np.empty((n, 2 * m))).T, params[2])  # (2m, p)
+    A = np.dot(paired_weights(Q, c0, c1, np.empty((n, 2 * m))).T, params.X)  # (2m, p)
     return A[:m].ravel(), A[m:].ravel()
 
 
 @nb.njit(cache=True, fastmath=False)
 def _raw_samples(wn, params):
-    X = params[2]
+    X = params.X
     Q, _ = _unit_coefficients(wn, params)
     n, p = X.shape
     m = Q.shape[1]
@@ -87,7 +102,7 @@ def _raw_samples(wn, params):
 
 @nb.njit(cache=True, fastmath=False)
 def _sample_stats(wn, params):
-    xx = params[4]
+    xx = params.xx
     Q, S = _unit_coefficients(wn, params)
     n, m = Q.shape
     sq = np.empty((n, m))
@@ -102,7 +117,7 @@ def _sample_stats(wn, params):
 @nb.njit(cache=True, fastmath=False)
 def _raw_subset(wn, params, idx, c):
     """``sum_b c_b M_{idx_b}`` (shape ``(d,)``) from the chosen rows only: no full forward pass."""
-    X, Y = params[2], params[3]
+    X, Y = params.X, params.Y
     B, K = idx.size, Y.shape[1]
     Xb = np.empty((B, X.shape[1]))
     Yb = np.empty((B, K))
@@ -155,8 +170,8 @@ class WeightNormMLP(DataModel):
         top = rng.normal(size=(hidden, data.n_classes))
         top -= top.mean(axis=1, keepdims=True)  # a row constant over classes would not change the softmax
         self.top = top / np.linalg.norm(top, axis=1, keepdims=True) * np.sqrt(data.n_classes / hidden)
-        self.params = (self.group_offsets, np.array([f, self.scale, self.gain]), data.X, Y,
-                       np.einsum("ij,ij->i", data.X, data.X), self.top)
+        self.params = MLPParams(self.group_offsets, float(f), float(self.scale), float(self.gain), data.X, Y,
+                                np.einsum("ij,ij->i", data.X, data.X), self.top)
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
          self.noise_trace_kernel, self.grad_and_noise_product_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits

@@ -17,12 +17,21 @@ For discrete SGD (:mod:`.sgd`) the sphere model also has a compiled ``loss_kerne
 the data models have ``minibatch_grad_kernel(w, params, idx, c, out)`` (see :mod:`.minibatch`).
 """
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
 from ._checks import check_int, check_point, check_real
 
 __all__ = ["SphereModel", "group_norms", "normalize_groups"]
+
+
+class SphereParams(NamedTuple):
+    """What the sphere model's compiled kernels read (``SphereModel.params``)."""
+
+    H: np.ndarray  #: the ``(d, d)`` symmetric Hessian of the quadratic loss; shape ``(0, 0)`` for a flat loss
+    s: float       #: the noise scale
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -82,7 +91,7 @@ def _norm(w):
 @nb.njit(inline="always", cache=True)
 def _sphere_grad(w, params, out):
     """grad of L(w) = 1/2 wbar^T H wbar: (1/|w|) (I - wbar wbar^T) H wbar."""
-    H = params[0]
+    H = params.H
     d = w.size
     r = _norm(w)
     if H.shape[0] == 0:
@@ -104,7 +113,7 @@ def _sphere_grad(w, params, out):
 @nb.njit(cache=True, fastmath=False)
 def _sphere_loss(w, params):
     """L(w) = 1/2 wbar^T H wbar (0 for a flat model)."""
-    H = params[0]
+    H = params.H
     if H.shape[0] == 0:
         return 0.0
     r2 = 0.0
@@ -122,7 +131,7 @@ def _sphere_loss(w, params):
 @nb.njit(inline="always", cache=True)
 def _sphere_noise_product(w, params, dB, out):
     """S(w) dB with S = (s / |w|) (I - wbar wbar^T)  (a projector, so S S^T = Sigma)."""
-    s = params[1][0]
+    s = params.s
     r = _norm(w)
     dot = 0.0
     for i in range(w.size):
@@ -134,7 +143,7 @@ def _sphere_noise_product(w, params, dB, out):
 @nb.njit(cache=True, fastmath=False)
 def _sphere_noise_factor(w, params, out):
     """The full factor S(w) = (s / |w|) (I - wbar wbar^T), shape (d, d)."""
-    s = params[1][0]
+    s = params.s
     r = _norm(w)
     for i in range(w.size):
         for j in range(w.size):
@@ -145,7 +154,7 @@ def _sphere_noise_factor(w, params, out):
 def _sphere_noise_trace(w, params, out):
     """tr Sigma(w) = s^2 (d - 1) / |w|^2 (one group)."""
     r = _norm(w)
-    s = params[1][0]
+    s = params.s
     out[0] = s * s * (w.size - 1) / (r * r)
 
 
@@ -181,7 +190,7 @@ class SphereModel:
         self.d = check_int(d, "d", minimum=2)
         self.s = check_real(s, "s", positive=True)
         self.H = np.zeros((0, 0)) if H is None else _check_H(H, self.d)
-        self.params = (self.H, np.array([self.s]))
+        self.params = SphereParams(self.H, float(self.s))
         self.grad_kernel = _sphere_grad
         self.noise_product_kernel = _sphere_noise_product
         self.noise_trace_kernel = _sphere_noise_trace

@@ -198,7 +198,7 @@ def run_sgd(model, lr, wd, w0, record_steps, *, n_runs=None, seed=0, momentum=0.
     fail = np.full(R, -1, dtype=np.int64)
     offsets = np.ascontiguousarray(model.group_offsets, dtype=np.int64)
     fixed = (w0s, np.int64(l), float(r1), float(r2), float(mom), rec, lr_s.times, lr_s.values,
-             wd_s.times, wd_s.values, k0, k1, tuple(model.params), _info(model, kind), offsets,
+             wd_s.times, wd_s.values, k0, k1, model.params, _info(model, kind), offsets,
              _eval_args(model, kind), do_eval, store_iter, norms, eta_eff, angle, loss, acc, tacc, iters, fail,
              new_stop_flag())
 

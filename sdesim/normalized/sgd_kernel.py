@@ -108,7 +108,7 @@ def _data_pieces(model):
     @nb.njit
     def evaluate(w, params, ev):
         X, y, Xt, yt = ev
-        wn, _ = normalize_groups(w, params[0])
+        wn, _ = normalize_groups(w, params.offsets)
         loss, acc = _ce_acc(wn, params, X, y)
         tacc = np.nan
         if yt.size > 0:

@@ -18,6 +18,11 @@ __all__ = ["borrowed", "keep_alive"]
 
 
 def _strip_owner(context, builder, ty, value):
+    if isinstance(ty, types.BaseTuple):  # (nested tuples, e.g. a model's parameters inside args)
+        for i, item_ty in enumerate(ty.types):
+            item = builder.extract_value(value, i)
+            value = builder.insert_value(value, _strip_owner(context, builder, item_ty, item), i)
+        return value
     if not isinstance(ty, types.Array):
         return value
     arr = context.make_array(ty)(context, builder, value=value)
@@ -28,19 +33,13 @@ def _strip_owner(context, builder, ty, value):
 
 @nb.extending.intrinsic
 def borrowed(typingctx, x):
-    """``x`` without its owner: an array, or a tuple whose array items are borrowed (others as they are)."""
-    if isinstance(x, types.Array):
-        def codegen(context, builder, sig, args):
-            return _strip_owner(context, builder, x, args[0])
-    elif isinstance(x, types.BaseTuple):
-        def codegen(context, builder, sig, args):
-            out = args[0]
-            for i, ty in enumerate(x.types):
-                item = builder.extract_value(out, i)
-                out = builder.insert_value(out, _strip_owner(context, builder, ty, item), i)
-            return out
-    else:
+    """``x`` without its owner: an array, or a tuple whose array items (in nested tuples too) are
+    borrowed (others as they are)."""
+    if not isinstance(x, (types.Array, types.BaseTuple)):
         return None
+
+    def codegen(context, builder, sig, args):
+        return _strip_owner(context, builder, x, args[0])
     return x(x), codegen
 
 

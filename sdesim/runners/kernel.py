@@ -26,6 +26,7 @@ from numba.core.dispatcher import Dispatcher
 
 from .borrow import borrowed, keep_alive
 from ..brownian.rng import float_as_bits
+from ..sde import explicit_flags
 from ..brownian.areas import levy_area, space_time_area
 from ..brownian.tree import bridge_point, coarse_increment, fill_increments, fill_node, walk_increment
 
@@ -46,13 +47,13 @@ STOP_POLL = 1023
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 
-@nb.njit
+@nb.njit(fastmath=False)
 def _identity(t, y, args, out):
     for i in range(y.size):
         out[i] = y[i]
 
 
-@nb.njit
+@nb.njit(fastmath=False)
 def _no_projection(t, y, args):
     pass
 
@@ -71,24 +72,37 @@ def _is_finite(x):
 
 
 def _jit(f):
-    return f if isinstance(f, Dispatcher) else nb.njit(inline="always")(f)
+    return explicit_flags(f) if isinstance(f, Dispatcher) else nb.njit(inline="always")(f)
 
 
 def _make_select(mask):
     """Compiled ``select(args, path)``: the arguments path ``path`` sees, entry ``i`` replaced by
-    ``args[i][path]`` where ``mask[i]`` (per-path entries, :mod:`sdesim.path_args`)."""
+    ``args[i][path]`` where ``mask[i]`` (per-path entries, :mod:`sdesim.path_args`). ``args`` of a
+    NamedTuple class stay of that class (the SDE's functions read them by name)."""
     if not any(mask):
         @nb.njit(inline="always")
         def select(args, path):
             return args
         return select
     items = ", ".join(f"args[{i}][path]" if per else f"args[{i}]" for i, per in enumerate(mask))
-    namespace = {}
-    exec(f"def select(args, path):\n    return ({items},)\n", namespace)
-    return nb.njit(inline="always")(namespace["select"])
+
+    def select(args, path):
+        """(typed by the overload below)"""
+
+    @nb.extending.overload(select, inline="always")
+    def _select(args, path):
+        namespace = {}
+        if isinstance(args, nb.types.BaseNamedTuple):
+            namespace["kind"] = args.instance_class
+            exec(f"def impl(args, path):\n    return kind({items})\n", namespace)
+        else:
+            exec(f"def impl(args, path):\n    return ({items},)\n", namespace)
+        return namespace["impl"]
+
+    return select
 
 
-@nb.njit
+@nb.njit(fastmath=False)
 def _no_event(t, y, args):
     return -1.0
 

@@ -79,7 +79,7 @@ class Milstein(Solver):
         return _make_matrix_step(sde)
 
 
-@nb.njit
+@nb.njit(fastmath=False)
 def _no_derivative(t, y, args, out):
     pass
 

@@ -43,7 +43,7 @@ from .experiment import Experiment, fmt, row
 from ._common import pyplot, save_figure, command_line
 
 
-@nb.njit
+@nb.njit(fastmath=False)
 def _inv_norm2(t, y, args, out):
     """1/|W|^2; times the learning rate in force at t it is eta_eff (done afterwards)."""
     r2 = 0.0

@@ -61,7 +61,7 @@ def _fit(points):
     return float(slope), float(intercept)
 
 
-@nb.njit
+@nb.njit(fastmath=False)
 def _norm4(t, y, args, out):
     acc = 0.0
     for i in range(y.size):
@@ -73,15 +73,14 @@ def settle_event(model, eps):
     """Event of :func:`sdesim.solve` for the full SDE of ``model`` with constant rates: per path,
     ``(1 + eps) G_inf eta^2 - |W|^4`` with ``G_inf = tau / (2 eta lam)``, which turns ``>= 0`` when the
     path's own ``G = |W|^4 / eta^2`` first comes within ``eps`` above ``G_inf`` (from above)."""
-    i_lr, i_wd = len(model.params) + 1, len(model.params) + 3  # the rates' values in sgd_sde's args
     c = (1.0 + eps) * model.tau / 2.0
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def settled(t, y, args):
         r2 = 0.0
         for i in range(y.size):
             r2 += y[i] * y[i]
-        return c * args[i_lr][0] / args[i_wd][0] - r2 * r2
+        return c * args.lr_values[0] / args.wd_values[0] - r2 * r2  # (sgd_sde's SGDArgs)
     return settled
 
 
@@ -143,7 +142,7 @@ def run_sphere(quick=False, out="results/norm_equilibration", seed=0):
 def _digits_functional(model):
     trace = model.noise_trace_kernel
 
-    @nb.njit
+    @nb.njit(fastmath=False)
     def norm4_and_trace(t, y, args, out):
         r2 = 0.0
         for i in range(y.size):
