@@ -19,7 +19,8 @@ from numba import cuda
 
 import sdesim
 from sdesim import reference as ref
-from sdesim.cuda.kernel import build_kernel, build_normals_kernel
+from sdesim.cuda.kernel import build_kernel
+from sdesim.cuda.rng import build_normals_kernel
 from sdesim.normalized import SphereModel, sgd_sde
 from sdesim.solvers import get_solver
 

@@ -122,7 +122,7 @@ SPHERE_Y0 = np.full(100, 0.3) + 0.01 * np.arange(100)
 @_check
 def normals_bitwise():
     from sdesim.brownian.rng import _ZR, normals_range, seed_to_key
-    from sdesim.cuda.kernel import normal_at_kernel, seed_words, tables
+    from sdesim.cuda.rng import normal_at_kernel, seed_words, tables
 
     k0, k1 = seed_to_key(2024)
     cell, path = 5, 3
@@ -155,12 +155,13 @@ def normals_bitwise():
 
 @_check
 def tree_node_normals_bitwise():
-    """The Brownian tree's node draws on the device (sdesim.cuda.kernel.node_normals) against the
+    """The Brownian tree's node draws on the device (sdesim.cuda.walk.node_normals) against the
     CPU's (sdesim.brownian.tree.node_normals): per-depth keys, tags, negative node indices, other
     cell words (index >> 24), the high index bits (index >= 2**56), odd counter starts (m = 3)."""
     from sdesim.brownian.path import BrownianPath
     from sdesim.brownian.tree import TAG_SPLIT, TAG_TOP, node_normals
-    from sdesim.cuda.kernel import device_keys, node_normals_kernel, tables
+    from sdesim.cuda.rng import device_keys, tables
+    from sdesim.cuda.walk import node_normals_kernel
 
     keys = BrownianPath(2024).keys
     d_keys = device_keys(keys)

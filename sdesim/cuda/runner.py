@@ -148,7 +148,8 @@ def run_cuda(plan, *, progress=False, threads_per_block=None, grid_threads=None)
 
     cuda = _cuda()
     store_state = functional is None
-    from .kernel import build_kernel, depth_bound
+    from .kernel import build_kernel
+    from .walk import depth_bound
     max_depth = depth_bound(depth)
     key = (sde.kernel_key(), method, np.dtype(dtype).str, max_depth, store_state, bool(save_brownian),
            functional, n_f)
@@ -212,7 +213,7 @@ class _Launch:
     """What every launch of one solve shares: device copies of y0, args, times and tables."""
 
     def __init__(self, cuda, sde, y0s, plan, dtype, tpb, grid_threads):
-        from .kernel import device_keys, tables
+        from .rng import device_keys, tables
         self.cuda, self.sde, self.tpb, self.dtype = cuda, sde, tpb, dtype
         self.grid_threads = grid_threads
         self.y0s = y0s
@@ -316,7 +317,7 @@ def normals_per_second(n_paths, n_cells, m, *, seed=0, threads_per_block=None, r
     average (one tree split of ``m`` normals per step; same generator, plain tag-0 counters), and
     only sums them. Returns ``(rate, seconds)``."""
     cuda = _cuda()
-    from .kernel import build_normals_kernel, seed_words, tables
+    from .rng import build_normals_kernel, seed_words, tables
     key = ("normals",)
     if key not in _KERNELS:
         _KERNELS[key] = build_normals_kernel()
