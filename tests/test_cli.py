@@ -280,3 +280,34 @@ def test_checks_fail_outside_tolerance():
     s = json.loads(json.dumps(SUMMARIES["fast_equilibrium"]))
     s["results"]["digits_mlp"]["slope"] = -0.5
     assert [r["verdict"] for r in EXPERIMENTS['fast_equilibrium'].checks(s) if r["verdict"] != "info"] == ["pass", "fail"]
+
+
+def test_every_experiment_declares_its_summary_type_and_the_example_matches_it():
+    from sdesim.app.experiments.experiment import summary_problems
+    for name, exp in EXPERIMENTS.items():
+        assert exp.summary_type is not None, name
+        assert summary_problems(exp.example_summary, exp.summary_type) == [], name
+
+
+def test_a_summary_that_does_not_match_its_type_is_an_error_row():
+    from sdesim.app.experiments.experiment import summary_problems
+    exp = EXPERIMENTS["sgd_vs_sde"]
+    s = json.loads(json.dumps(SUMMARIES["sgd_vs_sde"]))
+    del s["sde"]["G_se"]
+    s["svag"][0]["G_gap"] = "13"
+    problems = summary_problems(s, exp.summary_type)
+    assert problems == ["summary['svag'][0]['G_gap'] is str '13', not float", "summary['sde'] has no key 'G_se'"]
+    rows = report._rows_for(exp, s, None)
+    assert len(rows) == 1 and rows[0]["verdict"] == "error" and "(+1 more)" in rows[0]["measured"]
+    # optional keys may be missing; a float may be None (JSON's NaN) or an int; extra keys are allowed
+    s = json.loads(json.dumps(SUMMARIES["norm_equilibration"]))
+    del s["digits"]
+    s["sphere"]["slope"] = None
+    s["sphere"]["prefactor_min"] = 1
+    s["extra"] = [1, 2]
+    assert summary_problems(s, EXPERIMENTS["norm_equilibration"].summary_type) == []
+    assert summary_problems({"runs": {"a": 1}}, EXPERIMENTS["intrinsic_lr"].summary_type) == \
+        ["summary['runs'] is dict, not a list"]
+    assert summary_problems({"results": {"m": {"slope": True, "points": []}}},
+                            EXPERIMENTS["fast_equilibrium"].summary_type) == \
+        ["summary['results']['m']['slope'] is bool True, not float"]

@@ -17,6 +17,7 @@ import sdesim.caching.fingerprints as fp_module
 from sdesim.caching import fingerprint
 from sdesim.runners import cpu
 from sdesim import sde as sde_module
+from sdesim.caching import flags as flags_module
 
 TS = np.linspace(0.0, 0.5, 6)
 
@@ -221,7 +222,7 @@ def test_dispatchers_get_explicit_fastmath_flags():
     def inlined(t, y, args, out):
         out[0] = y[0]
 
-    flagged = sde_module.explicit_flags(plain)
+    flagged = flags_module.explicit_flags(plain)
     assert flagged is not plain and flagged.targetoptions["fastmath"] is False
-    assert flagged.py_func is plain.py_func and sde_module.explicit_flags(plain) is flagged
-    assert sde_module.explicit_flags(chosen) is chosen and sde_module.explicit_flags(inlined) is inlined
+    assert flagged.py_func is plain.py_func and flags_module.explicit_flags(plain) is flagged
+    assert flags_module.explicit_flags(chosen) is chosen and flags_module.explicit_flags(inlined) is inlined

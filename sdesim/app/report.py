@@ -24,7 +24,7 @@ import traceback
 
 from ._io import OutputError, _atomic, probe_output_dir, probe_output_file, write_json_atomic
 from .experiments import EXPERIMENTS
-from .experiments.experiment import Experiment, row
+from .experiments.experiment import Experiment, row, summary_problems
 
 __all__ = ["Experiment", "EXPERIMENTS", "probe_outputs", "reproduce", "render_markdown", "render_html"]
 
@@ -129,6 +129,11 @@ def _run_in_processes(names, quick, out, seed, jobs, results, bar):
 def _rows_for(exp, summary, err):
     if err is not None:
         return [dict(row("experiment ran", "completes", err.strip().splitlines()[-1], "", False), verdict="error")]
+    problems = summary_problems(summary, exp.summary_type) if exp.summary_type is not None else []
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        return [dict(row("summary read", f"a {exp.summary_type.__name__}", problems[0] + more, "", False),
+                     verdict="error")]
     try:
         return exp.checks(summary)
     except Exception as exc:

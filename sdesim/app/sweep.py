@@ -132,35 +132,57 @@ def run_sweep(points, results, *, client=None, scheduler=None, workers=2, retry_
         scheduler = check_scheduler_address(scheduler)
     results = os.fspath(results)
     probe_output_dir(results, "sweep results folder")
-    run_id = uuid.uuid4().hex
-    bar = None
-
-    def say(msg):
-        if log:
-            (bar.write if bar is not None else log)(msg)
-
-    _LIVE_RUNS.add(run_id)
-    mine = {"pid": os.getpid(), "host": _HOST, "started": _proc_started(os.getpid()), "time": time.time(),
-            "run_id": run_id}
-    held = set()
-    inflight = {}
-    cluster = own_client = None
-    stats = {"total": len(points), "skipped": 0, "ran": 0, "ok": 0, "failed": 0, "busy": 0, "redone": 0,
-             "run_id": run_id}
+    sweep = _Sweep(points, results, client, scheduler, retry_failed, log, connect_timeout, worker_timeout)
     interrupted = False
     try:
-        _clean(results, say)
+        todo = sweep.triage()
+        if todo:
+            sweep.connect(Client, workers)
+            sweep.run(todo, progress)
+    except BaseException:
+        interrupted = True
+        raise
+    finally:
+        sweep.close(interrupted)
+        sweep.stats["wall_s"] = time.perf_counter() - t0
+    return sweep.stats
+
+
+class _Sweep:
+    """One run of :func:`run_sweep`: its claims, the points in flight, the counts and the Dask side."""
+
+    def __init__(self, points, results, client, scheduler, retry_failed, log, connect_timeout, worker_timeout):
+        self.points, self.results, self.client, self.scheduler = points, results, client, scheduler
+        self.log, self.connect_timeout, self.worker_timeout = log, connect_timeout, worker_timeout
+        self.done = {"ok"} if retry_failed else {"ok", "error"}  # states of a point that is not run again
+        self.run_id = uuid.uuid4().hex
+        _LIVE_RUNS.add(self.run_id)
+        self.mine = {"pid": os.getpid(), "host": _HOST, "started": _proc_started(os.getpid()), "time": time.time(),
+                     "run_id": self.run_id}
+        self.held, self.inflight, self.busy = set(), {}, {}
+        self.cluster = self.own_client = self.bar = None
+        self.stats = {"total": len(points), "skipped": 0, "ran": 0, "ok": 0, "failed": 0, "busy": 0, "redone": 0,
+                      "run_id": self.run_id}
+
+    def say(self, msg):
+        if self.log:
+            (self.bar.write if self.bar is not None else self.log)(msg)
+
+    def triage(self):
+        """Clean the folder, write sweep.json, and return the points to run (saying what is skipped,
+        corrupt, or done with other versions)."""
+        results, stats = self.results, self.stats
+        _clean(results, self.say)
         sweep_json = os.path.join(results, "sweep.json")
         try:
-            write_json_atomic(sweep_json, {"points": [{"hash": h, "spec": p} for h, p in points]})
+            write_json_atomic(sweep_json, {"points": [{"hash": h, "spec": p} for h, p in self.points]})
         except OSError as exc:
             raise OutputError(f"cannot write {sweep_json!r}: {exc.strerror or exc}") from None
-        done = {"ok"} if retry_failed else {"ok", "error"}
         todo, corrupt, other_versions = [], [], {}
         current = None
-        for h, p in points:
+        for h, p in self.points:
             state, meta, why = check_point(results, h)
-            if state in done:
+            if state in self.done:
                 stats["skipped"] += 1
                 old = meta.get("versions") if meta else None
                 if isinstance(old, dict):
@@ -174,149 +196,163 @@ def run_sweep(points, results, *, client=None, scheduler=None, workers=2, retry_
                 if state == "corrupt":
                     corrupt.append((h, why))
         stats["redone"] = len(corrupt)
-        say(f"sweep: {len(points)} points, {stats['skipped']} already done, {len(todo)} to run -> {results}")
+        self.say(f"sweep: {len(self.points)} points, {stats['skipped']} already done, {len(todo)} to run -> {results}")
         for h, why in corrupt[:5]:
-            say(f"sweep: point {h} is corrupt ({why}): redoing it")
+            self.say(f"sweep: point {h} is corrupt ({why}): redoing it")
         if len(corrupt) > 5:
-            say(f"sweep: ... and {len(corrupt) - 5} more corrupt points: redoing them")
+            self.say(f"sweep: ... and {len(corrupt) - 5} more corrupt points: redoing them")
         if other_versions:
             diffs = ", ".join(f"{k} {v} in {n} point(s) (now {current[k]})"
                               for (k, v), n in sorted(other_versions.items(), key=str))
-            say(f"sweep: warning: results done with other versions kept, not rerun: {diffs}")
-        if not todo:
-            return stats
+            self.say(f"sweep: warning: results done with other versions kept, not rerun: {diffs}")
+        return todo
 
-        if client is None:
-            if scheduler is not None:
-                _probe_scheduler(scheduler, connect_timeout)
+    def connect(self, Client, workers):
+        """The client: the one given, one connected to ``scheduler`` (``Client``: dask's class), or a
+        local cluster's."""
+        if self.client is None:
+            if self.scheduler is not None:
+                _probe_scheduler(self.scheduler, self.connect_timeout)
                 try:
-                    client = own_client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
+                    self.client = self.own_client = Client(self.scheduler, timeout=self.connect_timeout,
+                                                           set_as_default=False)
                 except (OSError, TimeoutError) as exc:
-                    raise ConnectionError(f"--scheduler: could not connect to {scheduler} "
+                    raise ConnectionError(f"--scheduler: could not connect to {self.scheduler} "
                                           f"({str(exc).splitlines()[0]})") from None
             else:
-                cluster, client = _start_local_cluster(workers)
-                own_client = client
-        where = scheduler or getattr(client.scheduler, "address", "the scheduler")
+                self.cluster, self.client = _start_local_cluster(workers)
+                self.own_client = self.client
+        self.where = self.scheduler or getattr(self.client.scheduler, "address", "the scheduler")
 
+    def run(self, todo, progress):
+        """Submit the points (a window of twice the workers' threads), write each result as it comes."""
         if progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=len(todo), desc="sweep", unit="point")
+            self.bar = tqdm(total=len(todo), desc="sweep", unit="point")
         finished = queue.SimpleQueue()
         pending = deque(todo)
-        busy = {}
-        nthreads, no_workers_since, last_check, last_beat = None, None, 0.0, time.monotonic()
+        self.nthreads, self.no_workers_since, last_check, last_beat = None, None, 0.0, time.monotonic()
         second_look = False
         while True:
             now = time.monotonic()
-            if now - last_check >= 0.5 or nthreads is None:
+            if now - last_check >= 0.5 or self.nthreads is None:
                 last_check = now
-                try:
-                    nthreads = sum(client.nthreads(callback_timeout=connect_timeout).values())
-                except Exception as exc:  # noqa: BLE001 - lost the scheduler
-                    raise ConnectionError(f"sweep: lost the Dask scheduler {where} "
-                                          f"({type(exc).__name__}); rerun to resume") from None
-                if nthreads:
-                    no_workers_since = None
-                elif no_workers_since is None:
-                    no_workers_since = now
-                    say(f"sweep: no Dask workers at {where}; waiting up to {worker_timeout:g} s for some")
-                elif now - no_workers_since > worker_timeout:
-                    raise TimeoutError(f"sweep: no Dask workers at {where} for {worker_timeout:g} s "
-                                       f"(start some: dask worker {where}); rerun to resume")
+                self._check_workers(now)
             if now - last_beat >= HEARTBEAT_S:
                 last_beat = now
-                for h in held:
+                for h in self.held:
                     with contextlib.suppress(OSError):
-                        os.utime(_claim_path(results, h))
-            window = max(2, 2 * (nthreads or 0))
-            while pending and len(inflight) < window:
-                h, p = pending.popleft()
-                got = _claim(results, h, {**mine, "time": time.time()})
-                if got is not True:
-                    busy[h] = (p, got)
-                    continue
-                held.add(h)
-                state = check_point(results, h)[0]
-                if state in done:  # finished by another sweep meanwhile
-                    _release(results, h, run_id)
-                    held.discard(h)
-                    stats["skipped"] += 1
-                    if bar is not None:
-                        bar.update()
-                    continue
-                fut = client.submit(_compute, p, key=f"sdesim-point-{h}-{run_id[:8]}", retries=0, pure=False)
-                inflight[fut.key] = (h, p, fut)
-                fut.add_done_callback(finished.put)
-            if not inflight:
-                if busy and not second_look:  # the other sweep may have finished or died meanwhile
+                        os.utime(_claim_path(self.results, h))
+            window = max(2, 2 * (self.nthreads or 0))
+            while pending and len(self.inflight) < window:
+                self._submit(*pending.popleft(), finished)
+            if not self.inflight:
+                if self.busy and not second_look:  # the other sweep may have finished or died meanwhile
                     second_look = True
-                    pending.extend((h, p) for h, (p, _) in busy.items())
-                    busy.clear()
+                    pending.extend((h, p) for h, (p, _) in self.busy.items())
+                    self.busy.clear()
                     continue
                 break
             try:
                 fut = finished.get(timeout=0.25)
             except queue.Empty:
                 continue
-            h, p, _ = inflight.pop(fut.key)
-            stats["ran"] += 1
-            try:
-                arrays, meta = fut.result()
-            except (asyncio.CancelledError, concurrent.futures.CancelledError):
-                # not by us: the client lost its scheduler, which dropped the tasks
-                raise ConnectionError(f"sweep: lost the Dask scheduler {where} (its tasks were cancelled); "
-                                      "rerun to resume") from None
-            except Exception as exc:  # noqa: BLE001 - it raised, or its worker died (KilledWorker)
-                tb = fut.traceback()
-                tb = "".join(traceback.format_tb(tb)) if tb is not None else ""
-                with _sigint_deferred():
-                    _record_error(results, h, p, exc, tb, run_id)
-                    _release(results, h, run_id)
-                stats["failed"] += 1
-                say(f"point {h} failed: {type(exc).__name__}: {exc}".splitlines()[0])
-            else:
-                with _sigint_deferred():
-                    _record_ok(results, h, p, arrays, meta, run_id)
-                    _release(results, h, run_id)
-                stats["ok"] += 1
-            held.discard(h)
+            self._collect(fut)
             del fut
-            if bar is not None:
-                bar.update()
-        stats["busy"] = len(busy)
+        stats = self.stats
+        stats["busy"] = len(self.busy)
         stats["skipped"] = stats["total"] - stats["ran"] - stats["busy"]
-        if busy:
-            who = next(iter(busy.values()))[1]
-            say(f"sweep: {len(busy)} point(s) being computed by another sweep ({who}), left to it; "
-                "rerun later to check them")
-    except BaseException:
-        interrupted = True
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+        if self.busy:
+            who = next(iter(self.busy.values()))[1]
+            self.say(f"sweep: {len(self.busy)} point(s) being computed by another sweep ({who}), left to it; "
+                     "rerun later to check them")
+
+    def _check_workers(self, now):
+        """Count the workers' threads; a lost scheduler or ``worker_timeout`` s without workers raise."""
+        try:
+            self.nthreads = sum(self.client.nthreads(callback_timeout=self.connect_timeout).values())
+        except Exception as exc:  # noqa: BLE001 - lost the scheduler
+            raise ConnectionError(f"sweep: lost the Dask scheduler {self.where} "
+                                  f"({type(exc).__name__}); rerun to resume") from None
+        if self.nthreads:
+            self.no_workers_since = None
+        elif self.no_workers_since is None:
+            self.no_workers_since = now
+            self.say(f"sweep: no Dask workers at {self.where}; waiting up to {self.worker_timeout:g} s for some")
+        elif now - self.no_workers_since > self.worker_timeout:
+            raise TimeoutError(f"sweep: no Dask workers at {self.where} for {self.worker_timeout:g} s "
+                               f"(start some: dask worker {self.where}); rerun to resume")
+
+    def _submit(self, h, p, finished):
+        """Claim point ``h`` and submit it (a point claimed by a live sweep is left to it)."""
+        results = self.results
+        got = _claim(results, h, {**self.mine, "time": time.time()})
+        if got is not True:
+            self.busy[h] = (p, got)
+            return
+        self.held.add(h)
+        if check_point(results, h)[0] in self.done:  # finished by another sweep meanwhile
+            _release(results, h, self.run_id)
+            self.held.discard(h)
+            self.stats["skipped"] += 1
+            if self.bar is not None:
+                self.bar.update()
+            return
+        fut = self.client.submit(_compute, p, key=f"sdesim-point-{h}-{self.run_id[:8]}", retries=0, pure=False)
+        self.inflight[fut.key] = (h, p, fut)
+        fut.add_done_callback(finished.put)
+
+    def _collect(self, fut):
+        """Write the result (or the error) of a finished point and release its claim."""
+        results, stats, run_id = self.results, self.stats, self.run_id
+        h, p, _ = self.inflight.pop(fut.key)
+        stats["ran"] += 1
+        try:
+            arrays, meta = fut.result()
+        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+            # not by us: the client lost its scheduler, which dropped the tasks
+            raise ConnectionError(f"sweep: lost the Dask scheduler {self.where} (its tasks were cancelled); "
+                                  "rerun to resume") from None
+        except Exception as exc:  # noqa: BLE001 - it raised, or its worker died (KilledWorker)
+            tb = fut.traceback()
+            tb = "".join(traceback.format_tb(tb)) if tb is not None else ""
+            with _sigint_deferred():
+                _record_error(results, h, p, exc, tb, run_id)
+                _release(results, h, run_id)
+            stats["failed"] += 1
+            self.say(f"point {h} failed: {type(exc).__name__}: {exc}".splitlines()[0])
+        else:
+            with _sigint_deferred():
+                _record_ok(results, h, p, arrays, meta, run_id)
+                _release(results, h, run_id)
+            stats["ok"] += 1
+        self.held.discard(h)
+        if self.bar is not None:
+            self.bar.update()
+
+    def close(self, interrupted):
+        """Stop what runs (killed on Ctrl-C or an error), release the claims, close what was opened."""
+        if self.bar is not None:
+            self.bar.close()
         with _quiet_distributed() if interrupted else contextlib.nullcontext():
             try:
-                if interrupted and cluster is not None:
-                    _kill_local_workers(cluster)
-                elif interrupted and inflight and client is not None:
+                if interrupted and self.cluster is not None:
+                    _kill_local_workers(self.cluster)
+                elif interrupted and self.inflight and self.client is not None:
                     with contextlib.suppress(Exception):
-                        client.cancel([f for _, _, f in inflight.values()])
-                inflight.clear()
+                        self.client.cancel([f for _, _, f in self.inflight.values()])
+                self.inflight.clear()
             finally:
-                for h in list(held):
+                for h in list(self.held):
                     with contextlib.suppress(OSError):
-                        _release(results, h, run_id)
-                _LIVE_RUNS.discard(run_id)
-                if own_client is not None:
+                        _release(self.results, h, self.run_id)
+                _LIVE_RUNS.discard(self.run_id)
+                if self.own_client is not None:
                     with contextlib.suppress(Exception):
-                        own_client.close(timeout=2 if interrupted else 10)
-                if cluster is not None:
+                        self.own_client.close(timeout=2 if interrupted else 10)
+                if self.cluster is not None:
                     with contextlib.suppress(Exception):
-                        cluster.close(timeout=2 if interrupted else 30)
-                stats["wall_s"] = time.perf_counter() - t0
-    return stats
+                        self.cluster.close(timeout=2 if interrupted else 30)
 
 
 def sweep_config(config_path, *, scheduler=None, workers=None, retry_failed=True, progress=True, client=None,

@@ -20,8 +20,9 @@ class ScaleInvariantModel(Protocol):
     """A loss made scale-invariant group by group, with its gradient noise.
 
     Sizes: ``d`` parameters in ``n_groups`` scale-invariant groups (``group_offsets``, shape
-    ``(n_groups + 1,)``), noise of dimension ``noise_dim`` with ``S S^T = Sigma``. ``params``: the
-    arrays the compiled kernels take. Kernels (compiled, in-place): ``grad_kernel(w, params, out)``,
+    ``(n_groups + 1,)``), noise of dimension ``noise_dim`` with ``S S^T = Sigma``. ``params``: a
+    ``NamedTuple`` of the arrays and numbers the compiled kernels take and read by name. Kernels
+    (compiled, in-place): ``grad_kernel(w, params, out)``,
     ``noise_product_kernel(w, params, dB, out)`` (``S(w) dB``), ``noise_factor_kernel(w, params, out)``
     (the dense ``(d, noise_dim)`` factor), ``noise_trace_kernel`` (per-group ``tr Sigma``).
     NumPy side: ``loss(w)``, ``grad(w)``, ``noise_cov(w)``, ``noise_traces(w)``.

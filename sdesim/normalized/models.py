@@ -4,8 +4,8 @@ A model's parameter vector ``w`` (shape ``(d,)``) is split into ``k`` contiguous
 (``group_offsets``, shape ``(k + 1,)``); the loss is invariant under ``w_j -> c w_j`` for every
 group ``j`` and ``c > 0``. Every model exposes:
 
-* ``d``, ``noise_dim``, ``n_groups``, ``group_offsets``, ``params`` (a tuple of arrays passed to
-  the compiled kernels and appended to the SDE's args);
+* ``d``, ``noise_dim``, ``n_groups``, ``group_offsets``, ``params`` (a NamedTuple of arrays and numbers passed to
+  the compiled kernels, which read it by name; the SDE builders hand it over as ``args.params``);
 * NumPy methods ``loss(w)``, ``grad(w)``, ``noise_cov(w)`` (Sigma(w), ``(d, d)``, for checks) and
   ``noise_traces(w)`` (``(k,)``: tr of each group's diagonal block of Sigma(w));
 * compiled kernels ``grad_kernel(w, params, out)``, ``noise_product_kernel(w, params, dB, out)``
@@ -24,7 +24,7 @@ import numpy as np
 
 from ._checks import check_int, check_point, check_real
 
-__all__ = ["SphereModel", "group_norms", "normalize_groups"]
+__all__ = ["SphereModel", "SphereParams", "group_norms", "normalize_groups"]
 
 
 class SphereParams(NamedTuple):

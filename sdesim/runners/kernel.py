@@ -26,7 +26,7 @@ from numba.core.dispatcher import Dispatcher
 
 from .borrow import borrowed, keep_alive
 from ..brownian.rng import float_as_bits
-from ..sde import explicit_flags
+from ..caching.flags import explicit_flags
 from ..brownian.areas import levy_area, space_time_area
 from ..brownian.tree import bridge_point, coarse_increment, fill_increments, fill_node, walk_increment
 
@@ -113,37 +113,12 @@ def _crossing(t0, t1, v0, v1):
     return t0 + (t1 - t0) * (-v0 / (v1 - v0))
 
 
-def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=(),
-                 event=None, stop_at_event=False):
-    """Compile the kernel for ``sde`` and ``solver``.
-
-    ``store=True``: every path is written to ``ys[save, path, :]``. ``store=False``: each
-    chunk of paths reduces ``functional(t, y, args, out)`` (default: the state) to count,
-    mean and sum of squared deviations (Welford) per save time. ``per_path[i]``: entry ``i`` of
-    the arguments holds one value per path (the kernel hands path ``p`` the entry ``p``).
-    ``event(t, y, args)``: a path's event is the first time the value is ``>= 0`` (located in its
-    step by linear interpolation of the value, into ``event_t[path]``); ``stop_at_event`` ends the
-    path there (its later save times are NaN when stored and not counted when reduced).
-    """
-    dim, m = sde.dim, sde.noise_dim
-    step = solver.make_step(sde)
-    work_size = solver.work_size(sde)
-    general_area = solver.needs_levy_area(sde.noise)
-    time_area = solver.needs_space_time_area(sde.noise)
-    func = _identity if functional is None else _jit(functional)
-    n_f = dim if functional is None else n_functional
-    dt_ = np.dtype(dtype).type
-    project = sde.projection if sde.projection is not None else _no_projection
-    has_projection = sde.projection is not None
-    area_shape = solver.area_shape(sde)  # Levy areas (n, n) or space-time areas (1, noise_dim)
-    select = _make_select(tuple(per_path))
-    has_event = event is not None
-    event_fn = _jit(event) if has_event else _no_event
-
+def _make_increment_as_dtype(dtype):
+    """``increment_as_dtype(w_rel, dW)``: the float64 Brownian increment in the solve's dtype
+    (``w_rel`` itself in float64, else copied into ``dW``)."""
     if np.dtype(dtype) == np.float64:
         @nb.njit(inline="always")
         def increment_as_dtype(w_rel, dW):
-            """The Brownian increment in the solve's dtype: ``w_rel`` itself in float64."""
             return w_rel
     else:
         @nb.njit(inline="always")
@@ -151,10 +126,15 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
             for c in range(w_rel.size):
                 dW[c] = w_rel[c]
             return dW
+    return increment_as_dtype
+
+
+def _make_record(dim, m, store, save_w, func, n_f):
+    """``record(q, p, ch, t, y, args, ...)``: save (``store``) or reduce (Welford, per chunk ``ch``)
+    the state at save time ``q``; False (and ``fail_q[p] = q``) if it is not finite."""
 
     @nb.njit(inline="always")
     def record(q, p, ch, t, y, args, ys, ws, w_cell, w_rel, fail_q, acc_n, acc_mean, acc_m2, fval):
-        """Save (or reduce) the state at save time ``q``; False (and ``fail_q[p] = q``) if it is not finite."""
         for i in range(dim):
             if not _is_finite(y[i]):
                 fail_q[p] = q
@@ -175,6 +155,173 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                 ws[q, p, c] = w_cell[c] + w_rel[c]
         return True
 
+    return record
+
+
+# ----------------------------------------------------------------------------- the Brownian walk
+# Each step of a path reads its increment from the tree in one of two modes. Direct (no Levy area,
+# every save time on the grid): blocks of 2**B steps, one walk per block, one draw per depth for
+# the block's steps. Node: the step's node is filled K depths down (sub-points for Levy or
+# space-time areas), and off-grid points are bridged inside it.
+@nb.njit(inline="always")
+def _block_increment(keys, sds, top_sd, coarse, span, walk_depth, B, g, first, left, path, save_w, stack, z, inc,
+                     block, w_cell, w_rel):
+    """Direct mode: fill ``block`` when step ``g`` starts a block (or is the ``first`` step; ``left``
+    steps remain in the solve) and return the row ``jb`` of ``block`` that holds its increment.
+    W itself (``w_cell + w_rel``) is carried only when it is saved (``save_w``)."""
+    if save_w:
+        for c in range(w_rel.size):
+            w_cell[c] += w_rel[c]
+    # the count as a run-time value (w_rel.size, not the kernel's constant m): for a small constant
+    # the compiler unrolls Philox into scalar code; as a loop it runs on SIMD lanes (d=10: 1.5x faster)
+    m = w_rel.size
+    jb = g & ((1 << B) - 1)  # (0 for coarse steps: B = 0)
+    if coarse:
+        coarse_increment(keys, top_sd, span, g, path, m, z, block[0])
+    elif first or jb == 0:  # a new block: its node, then its steps still to come
+        walk_increment(keys, sds, top_sd, walk_depth, g >> B, first, path, m, stack, z, inc)
+        fill_increments(keys, sds, walk_depth, g >> B, B, jb, min(1 << B, jb + left), path, m, inc, block, z)
+    if save_w:
+        for c in range(m):
+            w_rel[c] = block[jb, c]
+    return jb
+
+
+@nb.njit(inline="always")
+def _fill_step(keys, sds, top_sd, coarse, span, D, K, g, first, path, m, stack, z, inc, buf):
+    """Node mode: ``buf[j]`` = W at the ``2**K + 1`` sub-points of step ``g``, relative to its start."""
+    if coarse:
+        coarse_increment(keys, top_sd, span, g, path, m, z, inc)
+    else:
+        walk_increment(keys, sds, top_sd, D, g, first, path, m, stack, z, inc)
+    fill_node(keys, sds, D, g, K, path, m, inc, buf, z)
+
+
+@nb.njit(inline="always")
+def _bridge(keys, sds, D, K, g, leaf, index, frac, path, m, buf, wl, wr, out, z):
+    """Node mode: ``out`` = W at an off-grid point (leaf ``index`` at depth ``leaf``, fraction
+    ``frac`` of the leaf) inside step ``g``, relative to the step's start; returns the sub-interval
+    ``j`` of ``buf`` that holds the point."""
+    j = (index >> (leaf - D - K)) - (g << K)
+    for c in range(m):
+        wl[c] = buf[j, c]
+        wr[c] = buf[j + 1, c]
+    bridge_point(keys, sds, D + K, (g << K) + j, leaf, index, frac, path, m, wl, wr, out, z)
+    return j
+
+
+@nb.njit(inline="always")
+def _next_node(keys, sds, top_sd, coarse, span, D, K, g, n, x0, x0_leaf, x0_index, x0_frac, path, m, stack, z, inc,
+               buf, wl, wr, w_cell, w_rel):
+    """Node mode, at the start of step ``n`` (node ``g``): carry W over the last step into
+    ``w_cell``, fill the new node's sub-points, and start from W(ts[0]) when ``ts[0]`` lies inside
+    the first step (``x0 > 0``); returns the sub-interval the path is in."""
+    n_buf = 1 << K
+    if n > 0:
+        for c in range(m):
+            w_cell[c] += buf[n_buf, c]
+            w_rel[c] -= buf[n_buf, c]
+    _fill_step(keys, sds, top_sd, coarse, span, D, K, g, n == 0, path, m, stack, z, inc, buf)
+    j_cur = 0
+    if n == 0 and x0 > 0.0:
+        j_cur = _bridge(keys, sds, D, K, g, x0_leaf, x0_index, x0_frac, path, m, buf, wl, wr, w_rel, z)
+        for c in range(m):
+            w_cell[c] = -w_rel[c]
+    return j_cur
+
+
+def _make_advance(general_area, time_area):
+    """Node mode: ``advance(...)`` moves W from ``t`` (sub-point ``j_cur``) to the next point, the
+    step's end or the off-grid save time ``q``: ``dW``, the areas over the move, ``w_rel`` = W
+    there; returns ``(t_to, j_to)``."""
+
+    @nb.njit(inline="always")
+    def advance(keys, sds, D, K, g, dt, on_grid, q, save_leaf, save_index, save_frac, save_t, t, t_end, j_cur,
+                path, m, buf, wl, wr, w_to, w_rel, dW, area, z):
+        n_buf = 1 << K
+        t_to, j_to, last = t_end, n_buf, n_buf
+        if on_grid:
+            for c in range(m):
+                w_to[c] = buf[n_buf, c]
+        else:
+            j_to = _bridge(keys, sds, D, K, g, save_leaf[q], save_index[q], save_frac[q], path, m, buf, wl, wr,
+                           w_to, z)
+            t_to = save_t[q]
+            last = j_to + 1
+        for c in range(m):
+            dW[c] = w_to[c] - w_rel[c]
+        if general_area:
+            levy_area(w_rel, buf, j_cur + 1, last, w_to, m, area)
+        if time_area:
+            space_time_area(w_rel, t, buf, j_cur + 1, last, g * dt, dt / n_buf, w_to, t_to, m, area)
+        for c in range(m):
+            w_rel[c] = w_to[c]
+        return t_to, j_to
+
+    return advance
+
+
+def _make_move(step, project, has_projection, event_fn, has_event, stop_at_event):
+    """``move(...)``: one step of the scheme from ``t`` to ``t_to``, the projection, and the event's
+    check; returns ``(y, y_new, ev_prev, stopped)`` (the state arrays swapped)."""
+
+    @nb.njit(inline="always")
+    def move(t, t_to, y, y_new, dW, area, args, work, ev_prev, p, event_t):
+        step(t, t_to - t, y, dW, area, args, work, y_new)
+        y, y_new = y_new, y  # (borrowed views: a swap costs nothing)
+        if has_projection:
+            project(t_to, y, args)
+        stopped = False
+        if has_event and ev_prev < 0.0:
+            ev = float(event_fn(t_to, y, args))
+            if ev >= 0.0:
+                event_t[p] = _crossing(t, t_to, ev_prev, ev)
+                stopped = stop_at_event
+            ev_prev = ev
+        return y, y_new, ev_prev, stopped
+
+    return move
+
+
+@nb.njit(inline="always")
+def _walk_mode(K, D, x0, save_pos, areas):
+    """``(direct, B)``: whether steps read their increments directly (no Levy ``areas``, every point
+    on the grid), in blocks of ``2**B`` steps."""
+    direct = K == 0 and not areas and x0 == 0.0
+    for q in range(save_pos.size):
+        if save_pos[q] >= 0.0:
+            direct = False
+    return direct, (min(BLOCK_LEVELS, max(D, 0)) if direct else 0)
+
+
+def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=(),
+                 event=None, stop_at_event=False):
+    """Compile the kernel for ``sde`` and ``solver``.
+
+    ``store=True``: every path is written to ``ys[save, path, :]``. ``store=False``: each
+    chunk of paths reduces ``functional(t, y, args, out)`` (default: the state) to count,
+    mean and sum of squared deviations (Welford) per save time. ``per_path[i]``: entry ``i`` of
+    the arguments holds one value per path (the kernel hands path ``p`` the entry ``p``).
+    ``event(t, y, args)``: a path's event is the first time the value is ``>= 0`` (located in its
+    step by linear interpolation of the value, into ``event_t[path]``); ``stop_at_event`` ends the
+    path there (its later save times are NaN when stored and not counted when reduced).
+    """
+    dim, m = sde.dim, sde.noise_dim
+    work_size = solver.work_size(sde)
+    general_area = solver.needs_levy_area(sde.noise)
+    time_area = solver.needs_space_time_area(sde.noise)
+    n_f = dim if functional is None else n_functional
+    dt_ = np.dtype(dtype).type
+    project = sde.projection if sde.projection is not None else _no_projection
+    area_shape = solver.area_shape(sde)  # Levy areas (n, n) or space-time areas (1, noise_dim)
+    select = _make_select(tuple(per_path))
+    has_event = event is not None
+    event_fn = _jit(event) if has_event else _no_event
+    increment_as_dtype = _make_increment_as_dtype(dtype)
+    record = _make_record(dim, m, store, save_w, _identity if functional is None else _jit(functional), n_f)
+    advance = _make_advance(general_area, time_area)
+    move = _make_move(solver.make_step(sde), project, sde.projection is not None, event_fn, has_event, stop_at_event)
+
     @nb.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")
     def kernel(y0s, path0, n_paths, g0, x0, x0_leaf, x0_index, x0_frac, dt, n_steps, D, K, save_step, save_pos,
                save_leaf, save_index, save_frac, save_t,
@@ -185,15 +332,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
         per_path_y0 = y0s.shape[0] > 1
         coarse = D < 0  # a step spans 2**-D independent top nodes
         span = 1 << max(0, -D)
-        B = min(BLOCK_LEVELS, max(D, 0))  # steps come in blocks of 2**B (one node of depth D - B)
-        b_mask = (1 << B) - 1
-        # no Levy area and every point on the grid: the step's increment is used as it is
-        direct = K == 0 and not general_area and not time_area and x0 == 0.0
-        for q in range(n_save):
-            if save_pos[q] >= 0.0:
-                direct = False
-        if not direct:
-            B = 0
+        direct, B = _walk_mode(K, D, x0, save_pos, general_area or time_area)
         walk_depth = D - B  # the walk gives the increments of blocks (direct) or of steps
         # inside the loop, arrays are borrowed views (see sdesim.runners.borrow): binding them to the
         # inlined functions' parameters does no atomic reference counting
@@ -233,46 +372,12 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                     g = g0 + n
                     if n >= 0:
                         if direct:
-                            if save_w:  # (W itself is needed only to be saved)
-                                for c in range(m):
-                                    w_cell[c] += w_rel[c]
-                            # the count as a run-time value (w_rel.size, not the constant m): for a small
-                            # constant the compiler unrolls Philox into scalar code; as a loop it runs on
-                            # SIMD lanes (d=10: step 1.5x faster)
-                            m_run = w_rel.size
-                            jb = g & b_mask  # (0 for coarse steps: B = 0)
-                            if coarse:
-                                coarse_increment(keys, top_sd, span, g, path, m_run, z, block[0])
-                            else:
-                                if n == 0 or jb == 0:  # a new block: its node, then its steps still to come
-                                    walk_increment(keys, sds, top_sd, walk_depth, g >> B, n == 0, path, m_run,
-                                                   stack, z, inc)
-                                    fill_increments(keys, sds, walk_depth, g >> B, B, jb,
-                                                    min(1 << B, jb + n_steps - n), path, m_run, inc, block, z)
-                            if save_w:
-                                for c in range(m_run):
-                                    w_rel[c] = block[jb, c]
+                            jb = _block_increment(keys, sds, top_sd, coarse, span, walk_depth, B, g, n == 0,
+                                                  n_steps - n, path, save_w, stack, z, inc, block, w_cell, w_rel)
                             dW_step = increment_as_dtype(block[jb], dW)
                         else:
-                            if n > 0:
-                                for c in range(m):
-                                    w_cell[c] += buf[n_buf, c]
-                                    w_rel[c] -= buf[n_buf, c]
-                            if coarse:
-                                coarse_increment(keys, top_sd, span, g, path, m, z, inc)
-                            else:
-                                walk_increment(keys, sds, top_sd, walk_depth, g, n == 0, path, m, stack, z, inc)
-                            fill_node(keys, sds, D, g, K, path, m, inc, buf, z)
-                            j_cur = 0
-                            if n == 0 and x0 > 0.0:  # ts[0] inside the first step: start from W(ts[0])
-                                j_cur = (x0_index >> (x0_leaf - D - K)) - (g << K)
-                                for c in range(m):
-                                    wl[c] = buf[j_cur, c]
-                                    wr[c] = buf[j_cur + 1, c]
-                                bridge_point(keys, sds, D + K, (g << K) + j_cur, x0_leaf, x0_index, x0_frac, path,
-                                             m, wl, wr, w_rel, z)
-                                for c in range(m):
-                                    w_cell[c] = -w_rel[c]
+                            j_cur = _next_node(keys, sds, top_sd, coarse, span, D, K, g, n, x0, x0_leaf, x0_index,
+                                               x0_frac, path, m, stack, z, inc, buf, wl, wr, w_cell, w_rel)
                     t_end = (g + 1) * dt
                     # off-grid save times inside this step come first, then the grid point
                     while True:
@@ -280,43 +385,14 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                         if n >= 0:
                             t_to = t_end
                             if not direct:
-                                j_to = n_buf
-                                last = n_buf
-                                if on_grid:
-                                    for c in range(m):
-                                        w_to[c] = buf[n_buf, c]
-                                else:
-                                    j_to = (save_index[q] >> (save_leaf[q] - D - K)) - (g << K)
-                                    for c in range(m):
-                                        wl[c] = buf[j_to, c]
-                                        wr[c] = buf[j_to + 1, c]
-                                    bridge_point(keys, sds, D + K, (g << K) + j_to, save_leaf[q], save_index[q],
-                                                 save_frac[q], path, m, wl, wr, w_to, z)
-                                    t_to = save_t[q]
-                                    last = j_to + 1
-                                for c in range(m):
-                                    dW[c] = w_to[c] - w_rel[c]
-                                if general_area:
-                                    levy_area(w_rel, buf, j_cur + 1, last, w_to, m, area)
-                                if time_area:
-                                    space_time_area(w_rel, t, buf, j_cur + 1, last, g * dt, dt / n_buf, w_to, t_to,
-                                                    m, area)
-                                for c in range(m):
-                                    w_rel[c] = w_to[c]
-                                j_cur = j_to
+                                t_to, j_cur = advance(keys, sds, D, K, g, dt, on_grid, q, save_leaf, save_index,
+                                                      save_frac, save_t, t, t_end, j_cur, path, m, buf, wl, wr, w_to,
+                                                      w_rel, dW, area, z)
                                 dW_step = dW
-                            step(t, t_to - t, y, dW_step, area, args_p, work, y_new)
-                            y, y_new = y_new, y  # (borrowed views: a swap costs nothing)
-                            if has_projection:
-                                project(t_to, y, args_p)
-                            if has_event and ev_prev < 0.0:
-                                ev = float(event_fn(t_to, y, args_p))
-                                if ev >= 0.0:
-                                    event_t[p] = _crossing(t, t_to, ev_prev, ev)
-                                    if stop_at_event:
-                                        stopped = True
-                                        break
-                                ev_prev = ev
+                            y, y_new, ev_prev, stopped = move(t, t_to, y, y_new, dW_step, area, args_p, work, ev_prev,
+                                                              p, event_t)
+                            if stopped:
+                                break
                             t = t_to
                         if q < n_save and save_step[q] == n:
                             if not record(q, p, ch, t, y, args_p, ys, ws, w_cell, w_rel, fail_q,

@@ -1,19 +1,23 @@
 """What an experiment of the paper declares: its claim, how it derives its seeds, its run, the
-checks that turn its summary into verdict rows, and an example of the summary those checks read."""
+checks that turn its summary into verdict rows, the type of that summary (a ``TypedDict``: the
+keys the checks read) and an example of it."""
 
 import math
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List
 
-__all__ = ["Experiment", "row", "fmt", "within"]
+__all__ = ["Experiment", "row", "fmt", "within", "summary_problems"]
 
 
 @dataclass(frozen=True)
 class Experiment:
     """One check of the paper: ``run(quick, out, seed) -> summary`` and ``checks(summary) -> rows``.
 
-    ``example_summary``: a summary shaped like ``run``'s (the keys ``checks`` reads) on which
-    every check passes; the tests read it, so the keys are declared once, here.
+    ``summary_type``: the ``TypedDict`` of the summary ``run`` returns (what ``checks`` reads; a
+    run's summary may hold more); the report refuses a summary that does not match it
+    (:func:`summary_problems`). ``example_summary``: a summary of that type on which every check
+    passes; the tests read both, so the keys are declared once, here.
     """
 
     name: str
@@ -24,9 +28,45 @@ class Experiment:
     seeds: str = ""  # how the experiment derives its seeds from the one it is given
     expected_quick_s: float = 60.0  # rough quick-mode wall time, to start the long ones first
     example_summary: Any = None
+    summary_type: Any = None
 
     def runner(self):
         return self.run
+
+
+def summary_problems(value, kind, where="summary"):
+    """What in ``value`` does not match the type ``kind`` (``TypedDict``, ``List[...]``,
+    ``Dict[str, ...]``, ``float``, ``int``, ``bool``, ``str``, ``Any``): a list of one-line problems
+    (empty if it matches). A ``float`` accepts ints and None (JSON's NaN); extra keys are allowed,
+    ``NotRequired`` keys may be missing."""
+    if kind is Any:
+        return []
+    if isinstance(kind, type) and issubclass(kind, dict) and hasattr(kind, "__annotations__"):  # a TypedDict
+        if not isinstance(value, dict):
+            return [f"{where} is {type(value).__name__}, not a dict"]
+        problems = []
+        for key, sub in typing.get_type_hints(kind).items():
+            if key in value:
+                problems += summary_problems(value[key], sub, f"{where}[{key!r}]")
+            elif key in kind.__required_keys__:
+                problems.append(f"{where} has no key {key!r}")
+        return problems
+    origin, params = typing.get_origin(kind), typing.get_args(kind)
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{where} is {type(value).__name__}, not a list"]
+        return [p for i, item in enumerate(value) for p in summary_problems(item, params[0], f"{where}[{i}]")]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{where} is {type(value).__name__}, not a dict"]
+        return [p for k, item in value.items() for p in summary_problems(item, params[1], f"{where}[{k!r}]")]
+    if kind is float:
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    return [] if ok else [f"{where} is {type(value).__name__} {value!r:.40}, not {kind.__name__}"]
 
 
 def row(quantity, prediction, measured, tolerance, ok):

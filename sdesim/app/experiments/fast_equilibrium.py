@@ -33,6 +33,7 @@ Writes fast_equilibrium.json and fast_equilibrium.png under --out.
 
 import os
 import time
+from typing import Dict, List, TypedDict
 
 import numpy as np
 
@@ -189,6 +190,25 @@ def checks(s):
     return rows
 
 
+class PointSummary(TypedDict):
+    lam_e: float
+    t_mix_times_lam_e: float
+    D_small_large_final: float
+    floor: float
+    param_distance_final: float
+
+
+class ModelSummary(TypedDict):
+    slope: float                           #: of log t_mix against log lam_e
+    points: List[PointSummary]
+
+
+class Summary(TypedDict):
+    """What :func:`checks` reads of :func:`run`'s summary."""
+
+    results: Dict[str, ModelSummary]
+
+
 #: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
 EXPERIMENT = Experiment(
     'fast_equilibrium', "Fast equilibrium: function space mixes in O(1/lam_e)",
@@ -198,6 +218,7 @@ EXPERIMENT = Experiment(
     seeds="directions: seed (twin: seed + 1000); minibatches: small seed, large "
          "seed + 1, warm seed + 2, twin seed + 1000",
     expected_quick_s=120,
+    summary_type=Summary,
     example_summary={"results": {m: {"slope": -0.9, "points": [
         {"lam_e": x, "t_mix_times_lam_e": 1.0, "D_small_large_final": 0.02, "floor": 0.02,
          "param_distance_final": 0.4} for x in (0.01, 0.03, 0.1)]} for m in ("digits_linear", "digits_mlp")}})

@@ -39,6 +39,7 @@ Writes ``intrinsic_lr.json`` and ``intrinsic_lr.png`` under ``--out``.
 
 import os
 import time
+from typing import List, NotRequired, TypedDict
 
 import numpy as np
 
@@ -277,6 +278,29 @@ def checks(s):
     return rows
 
 
+class LamESummary(TypedDict):
+    lam_e: float
+    eta_spread: float                      #: largest / smallest eta among the pairs of this lam_e
+    max_dev_vs_ref_eta_eff_se: float
+    max_dev_vs_ref_loss_se: NotRequired[float]
+    eta_eff_eq_dev_se: NotRequired[float]  #: (H = 0) equilibrium eta_eff against the closed form
+    eta_eff_eq_rel_dev: NotRequired[float]
+    richardson_eq_dev_se: NotRequired[float]  #: (H != 0) Richardson-extrapolated equilibrium
+    richardson_eq_rel_dev: NotRequired[float]
+    same_seed_max_rel_diff: float
+
+
+class RunSummary(TypedDict):
+    label: str                             #: "H = 0" or the Hessian's description
+    lam_e: List[LamESummary]
+
+
+class Summary(TypedDict):
+    """What :func:`checks` reads of :func:`run`'s summary."""
+
+    runs: List[RunSummary]
+
+
 #: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
 EXPERIMENT = Experiment(
     'intrinsic_lr', "The equilibrium depends on lam_e = eta lam alone",
@@ -285,6 +309,7 @@ EXPERIMENT = Experiment(
     run, checks,
     seeds="seed + 1000 * model + 100 * lam_e index; pair j: path indices j n_paths .. (j + 1) n_paths - 1",
     expected_quick_s=60,
+    summary_type=Summary,
     example_summary={"runs": [
         {"label": "H = 0", "lam_e": [{"lam_e": 1e-3, "eta_spread": 100.0, "max_dev_vs_ref_eta_eff_se": 2.1,
                                       "eta_eff_eq_dev_se": -0.5, "eta_eff_eq_rel_dev": -1e-4,

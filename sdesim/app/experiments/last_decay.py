@@ -18,6 +18,7 @@ Writes last_decay.json and last_decay.png under --out.
 
 import os
 import time
+from typing import Dict, TypedDict
 
 import numpy as np
 
@@ -112,6 +113,13 @@ def checks(s):
     return rows
 
 
+class Summary(TypedDict):
+    """What :func:`checks` reads of :func:`run`'s summary: per time ("final",
+    "after_0.3_over_lam_e"), per quantity, the difference between the two schedules in SEs."""
+
+    difference_in_standard_errors: Dict[str, Dict[str, float]]
+
+
 #: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
 EXPERIMENT = Experiment(
     'last_decay', "Only the last learning-rate decay matters, given time",
@@ -120,6 +128,7 @@ EXPERIMENT = Experiment(
     run, checks,
     seeds="initial weights: seed; minibatches: seed + 1 (several decays), seed + 2 (last only)",
     expected_quick_s=30,
+    summary_type=Summary,
     example_summary={"difference_in_standard_errors": {
         "final": {"train_acc": 2.0, "test_acc": 0.3, "loss": 0.4, "eta_eff": -1.0},
         "after_0.3_over_lam_e": {"train_acc": -2.1, "test_acc": -1.2, "loss": 5.5, "eta_eff": 50.2}}})

@@ -32,6 +32,7 @@ Writes ``lr_decay.json`` and ``lr_decay.png`` under ``--out``.
 import math
 import os
 import time
+from typing import Dict, NotRequired, TypedDict
 
 import numba as nb
 import numpy as np
@@ -192,6 +193,26 @@ def checks(s):
     return rows
 
 
+class RatioSummary(TypedDict):
+    ratio: float                           #: eta_eff / its value before the decay
+    dev_se: float                          #: against the closed form, in SEs
+
+
+class CaseSummary(TypedDict):
+    max_dev_se_after: float
+    max_abs_dev_after: float
+    before_decay: RatioSummary
+    end: RatioSummary
+    just_after: NotRequired[Dict[str, float]]
+
+
+class Summary(TypedDict):
+    """What :func:`checks` reads of :func:`run`'s summary."""
+
+    k: float                               #: the decay factor
+    cases: Dict[str, CaseSummary]          #: "lr" and "wd"
+
+
 #: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
 EXPERIMENT = Experiment(
     'lr_decay', "Learning-rate decay vs weight-decay decay at equilibrium",
@@ -200,6 +221,7 @@ EXPERIMENT = Experiment(
     run, checks,
     seeds="initial directions: seed; Brownian paths: seed + 1",
     expected_quick_s=30,
+    summary_type=Summary,
     example_summary={"k": 10.0, "cases": {name: {
         "max_dev_se_after": 2.5, "max_abs_dev_after": 1e-3, "before_decay": {"ratio": 1.0, "dev_se": 0.3},
         "end": {"ratio": 0.316, "dev_se": -0.2, "theory": 0.3163}, "just_after": {"drop_factor": 10.01}}

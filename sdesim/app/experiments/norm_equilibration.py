@@ -28,6 +28,7 @@ Writes sphere.json/png and digits.json/png under --out.
 import argparse
 import os
 import time
+from typing import NotRequired, TypedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
@@ -299,6 +300,34 @@ def checks(s):
     return rows
 
 
+class SphereSummary(TypedDict):
+    slope: float                           #: of log t_eq against log lam_e
+    prefactor_min: float                   #: t_eq lam_e / prediction, over lam_e
+    prefactor_max: float
+    first_passage_ratio_min: NotRequired[float]  #: per-path first passages (events) / prediction
+    first_passage_ratio_max: NotRequired[float]
+    first_passage_ratio_se_max: NotRequired[float]
+    first_passage_all_paths: NotRequired[bool]
+
+
+class DigitsSummary(TypedDict):
+    slope: float
+    prefactor_min: float
+    prefactor_max: float
+    prefactor_tolerance: NotRequired[float]
+    t_eq_over_constant_trace_prediction_min: float
+    t_eq_over_constant_trace_prediction_max: float
+    G_inf_measured_over_pred_min: float
+    G_inf_measured_over_pred_max: float
+
+
+class Summary(TypedDict):
+    """What :func:`checks` reads of :func:`run`'s summary."""
+
+    sphere: SphereSummary
+    digits: NotRequired[DigitsSummary]
+
+
 #: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
 EXPERIMENT = Experiment(
     'norm_equilibration', "Norm equilibration in O(1/(lam eta)) steps",
@@ -309,6 +338,7 @@ EXPERIMENT = Experiment(
     seeds="sphere: seed + i per eta; digits: initial direction seed, pilot seed + 1, "
          "points seed + i per eta",
     expected_quick_s=110,
+    summary_type=Summary,
     example_summary={
         "sphere": {"slope": -1.0, "prefactor_min": 1.01, "prefactor_max": 1.02, "first_passage_ratio_min": 1.0,
                    "first_passage_ratio_max": 1.01, "first_passage_ratio_se_max": 1e-4,

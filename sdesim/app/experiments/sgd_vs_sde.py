@@ -25,6 +25,7 @@ Writes sgd_vs_sde.json and sgd_vs_sde.png under --out.
 
 import os
 import time
+from typing import List, TypedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -201,6 +202,36 @@ def checks(s):
     return rows
 
 
+class SvagSummary(TypedDict):
+    l: int                                 #: the SVAG parameter
+    G_gap: float
+    G_gap_se: float
+    loss_gap: float
+    loss_gap_se: float
+
+
+class SdeSummary(TypedDict):
+    G_mean_richardson: float
+    G_se: float
+    G_inf_theory: float
+    eta_eff_theory: float
+    eta_eff_mean: float
+
+
+class SgdSummary(TypedDict):
+    G_mean: float
+    G_se: float
+    G_discrete_theory: float
+
+
+class Summary(TypedDict):
+    """What :func:`checks` reads of :func:`run`'s summary."""
+
+    svag: List[SvagSummary]
+    sde: SdeSummary
+    sgd: SgdSummary
+
+
 #: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
 EXPERIMENT = Experiment(
     'sgd_vs_sde', "Discrete SGD against its SDE; SVAG closes the gap",
@@ -209,6 +240,7 @@ EXPERIMENT = Experiment(
     run, checks,
     seeds="initial direction and SDE paths: seed; SGD/SVAG minibatches: seed + 1",
     expected_quick_s=60,
+    summary_type=Summary,
     example_summary={
         "svag": [{"l": l, "G_gap": 13.0 / l, "G_gap_se": 0.5, "loss_gap": 0.001, "loss_gap_se": 0.002}
                  for l in (1, 2, 4, 8)],
