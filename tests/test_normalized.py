@@ -157,3 +157,24 @@ def test_theory_formulas_are_consistent():
     n = lambda s: theory.norm4(s, 2.0, eta, lam, tau)
     deriv = (n(50 + h) - n(50 - h)) / (2 * h)
     assert np.isclose(deriv, -4 * eta * lam * n(50) + 2 * eta**2 * tau, rtol=1e-6)
+
+
+def test_the_experiments_functionals_read_sgd_sdes_args_by_name():
+    """The norm-equilibration experiment's reduce functional (classifier) and settle event (sphere)
+    read sgd_sde's SGDArgs by name (args.params, args.lr_values): a solve with each runs and gives
+    the values they define."""
+    import sdesim
+    from sdesim.app.experiments import norm_equilibration as ne
+    from sdesim.normalized import NormalizedLinearClassifier, gaussian_mixture
+
+    model = NormalizedLinearClassifier(gaussian_mixture(n=40, dim=3, n_classes=2, seed=1), batch_size=8)
+    w0 = np.random.default_rng(0).normal(size=model.d)
+    sol = sdesim.solve(sgd_sde(model, 0.1, 0.01), w0, np.array([0.0, 1.0]), dt=1.0, n_paths=2, seed=0, reduce=True,
+                       functional=ne._digits_functional(model), functional_dim=2)
+    r2 = float(w0 @ w0)
+    assert np.allclose(sol.mean[0], [r2 * r2, model.noise_traces(w0)[0] * r2], rtol=1e-12)
+    sphere = SphereModel(5)
+    for w, expected in ((3.0, np.nan), (0.5, 0.0)):  # |W|^4 = 2025 or 1.6 against (1.05) G_inf eta^2 = 21
+        sol = sdesim.solve(sgd_sde(sphere, 0.1, 0.01), np.full(5, w), np.array([0.0, 2.0]), dt=1.0, n_paths=2,
+                           seed=0, event=ne.settle_event(sphere, 0.05))
+        assert np.array_equal(sol.event_t, [expected, expected], equal_nan=True)

@@ -149,7 +149,7 @@ def _digits_functional(model):
         for i in range(y.size):
             r2 += y[i] * y[i]
         tr = np.empty(1)
-        trace(y, args, tr)
+        trace(y, args.params, tr)  # (sgd_sde's SGDArgs)
         out[0] = r2 * r2     # |W|^4
         out[1] = tr[0] * r2  # tr Sigma(Wbar) = |W|^2 tr Sigma(W)
     return norm4_and_trace
