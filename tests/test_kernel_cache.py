@@ -209,12 +209,12 @@ def test_a_cold_and_a_warm_process_give_the_same_bits(tmp_path):
     assert cold == warm
 
 
-def test_dispatchers_get_explicit_fastmath_flags():
+def test_dispatchers_get_explicit_fastmath_flags_and_error_model():
     @nb.njit
     def plain(t, y, args, out):
         out[0] = y[0]
 
-    @nb.njit(fastmath=True)
+    @nb.njit(fastmath=True, error_model="python")
     def chosen(t, y, args, out):
         out[0] = y[0]
 
@@ -224,5 +224,8 @@ def test_dispatchers_get_explicit_fastmath_flags():
 
     flagged = flags_module.explicit_flags(plain)
     assert flagged is not plain and flagged.targetoptions["fastmath"] is False
+    assert flagged.targetoptions["error_model"] == "numpy"
+    half = flags_module.explicit_flags(nb.njit(fastmath=True)(plain.py_func))
+    assert half.targetoptions["fastmath"] is True and half.targetoptions["error_model"] == "numpy"
     assert flagged.py_func is plain.py_func and flags_module.explicit_flags(plain) is flagged
     assert flags_module.explicit_flags(chosen) is chosen and flags_module.explicit_flags(inlined) is inlined

@@ -196,3 +196,19 @@ def test_overflow_to_inf_is_flagged_with_one_or_more_steps_per_save(dtype, steps
         np.testing.assert_array_equal(sol.failed, ref.failed)
     else:  # float32 overflows earlier (at 3.4e38): at least the float64 failures
         assert set(ref.failed) <= set(sol.failed)
+
+
+@nb.njit  # a user's plain @njit: no error model given
+def _pole_diffusion(t, y, args, out):
+    out[0] = 1.0 / (t - 0.5)
+
+
+def test_a_users_njit_division_by_zero_is_a_flagged_path():
+    """The kernel computes 1/0 = inf (NumPy's error model) in a user's non-inlined @njit function
+    too, so the path is flagged as non-finite at t = 0.75, although the diffusion is compiled from
+    Python first (by the noise-structure check, where Numba's default error model would raise
+    ZeroDivisionError inside the kernel)."""
+    sde = sdesim.SDE(_three, _pole_diffusion, dim=1, noise="diagonal", name="pole")
+    sol = sdesim.solve(sde, np.ones(1), np.array([0.0, 0.25, 0.5, 0.75]), dt=0.25, n_paths=3, seed=0,
+                       on_nonfinite="flag")
+    assert sol.failed.tolist() == [0, 1, 2] and np.all(sol.failed_at == 0.75)

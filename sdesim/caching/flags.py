@@ -1,28 +1,31 @@
-"""Explicit fast-math flags for compiled functions that the kernel calls without inlining them."""
+"""Explicit fast-math flags and error model for compiled functions the kernel calls without inlining."""
 
 import numba as nb
 
 __all__ = ["explicit_flags"]
 
-#: Dispatchers given to an SDE without explicit fast-math flags -> the same with ``fastmath=False``.
+#: Dispatchers given to an SDE without explicit flags -> the same with the flags set (see below).
 _FLAGGED = {}
 
 
 def explicit_flags(func):
-    """``func`` (a Numba dispatcher) with its fast-math flags set explicitly.
+    """``func`` (a Numba dispatcher) with its fast-math flags and error model set explicitly.
 
-    Numba compiles a called dispatcher whose ``fastmath`` is not set with the flags of its first
-    caller. sdesim's kernel allows reassociation, so such a function would be compiled one way
-    when the kernel compiles first and another when it was called from Python first (or when the
-    kernel is loaded from the disk cache): the same seed could give results a few ulp apart.
-    A dispatcher that is inlined (``inline="always"``: it takes the kernel's flags) or sets
-    ``fastmath`` is returned as it is; any other is compiled again with ``fastmath=False``
-    (what ``@njit`` means when called from Python).
+    Numba compiles a called dispatcher whose ``fastmath`` (or ``error_model``) is not set with the
+    flags of its first caller. sdesim's kernel allows reassociation, so such a function would be
+    compiled one way when the kernel compiles first and another when it was called from Python
+    first (or when the kernel is loaded from the disk cache): the same seed could give results a
+    few ulp apart, and a division by zero could give inf in one process and raise in another. A
+    dispatcher that is inlined (``inline="always"``: it takes the kernel's flags) or sets both is
+    returned as it is; any other is compiled again with what it leaves unset taken as
+    ``fastmath=False`` (what ``@njit`` means) and ``error_model="numpy"`` (the kernel's: ``1/0 = inf``).
     """
     opts = func.targetoptions
-    if "fastmath" in opts or opts.get("inline") == "always":
+    if opts.get("inline") == "always" or ("fastmath" in opts and "error_model" in opts):
         return func
     if func not in _FLAGGED:
-        kept = {k: v for k, v in opts.items() if k not in ("nopython", "fastmath")}
-        _FLAGGED[func] = nb.njit(fastmath=False, **kept)(func.py_func)
+        kept = {k: v for k, v in opts.items() if k != "nopython"}
+        kept.setdefault("fastmath", False)
+        kept.setdefault("error_model", "numpy")
+        _FLAGGED[func] = nb.njit(**kept)(func.py_func)
     return _FLAGGED[func]
