@@ -7,6 +7,8 @@ apart by measuring, each in compiled code and in nanoseconds per path-step (mini
 * ``philox``: the Philox4x32-10 words for the step's ``d`` normals;
 * ``normals``: the ``d`` standard normals themselves (:func:`sdesim.brownian.rng.normals_range`: Philox,
   the ziggurat's vectorised fast path, and the repair of the ~1.5% rejected words);
+* ``normals_float32``: the same count of float32 normals, four per Philox call
+  (:func:`sdesim.brownian.rng32.normals_range32`; not yet used by ``solve``);
 * ``kernel_null_sde``: a whole solve of an SDE whose noise product is ``dW`` itself and whose
   drift is ``-0.1 y``: the normals plus the time loop's own bookkeeping;
 * ``sgd_sde``: the whole solve of the paper's SDE on the sphere model;
@@ -30,6 +32,7 @@ from sdesim.app._io import write_json_atomic
 
 from _timing import best_time
 from sdesim.brownian.rng import _counter, normals_range, philox4x32, seed_to_key
+from sdesim.brownian.rng32 import normals_range32
 from sdesim.normalized import SphereModel, sgd_sde
 
 
@@ -48,6 +51,13 @@ def _philox_words(k0, k1, d, reps, bits):
 def _normals(k0, k1, d, reps, out):
     for r in range(reps):
         normals_range(k0, k1, 0, 0, d, r, 7, out)
+    return out[0]
+
+
+@nb.njit
+def _normals32(k0, k1, d, reps, out):
+    for r in range(reps):
+        normals_range32(k0, k1, 0, 0, d, r, 7, out)
     return out[0]
 
 
@@ -74,7 +84,7 @@ def _best(f, repeats):
 def profile(d, paths, steps, repeats, n_threads):
     k0, k1 = seed_to_key(3)
     reps = max(1, 2_000_000 // d)
-    bits, out = np.empty(d + 1, np.uint64), np.empty(d)
+    bits, out, out32 = np.empty(d + 1, np.uint64), np.empty(d), np.empty(d, np.float32)
     null = sdesim.SDE(_null_drift, _identity_diffusion, dim=d, noise_dim=d, noise="general",
                       diffusion_product=_dw_itself, name="null")
     sphere = sgd_sde(SphereModel(d), 0.1, 1e-3)
@@ -88,6 +98,7 @@ def profile(d, paths, steps, repeats, n_threads):
     ns = {
         "philox": _best(lambda: _philox_words(k0, k1, d, reps, bits), repeats) / reps * 1e9,
         "normals": _best(lambda: _normals(k0, k1, d, reps, out), repeats) / reps * 1e9,
+        "normals_float32": _best(lambda: _normals32(k0, k1, d, reps, out32), repeats) / reps * 1e9,
         "kernel_null_sde": _best(solve(null, solve_paths, 1), repeats) / (solve_paths * steps) * 1e9,
         "sgd_sde": _best(solve(sphere, solve_paths, 1), repeats) / (solve_paths * steps) * 1e9,
         "sgd_sde_all_threads": _best(solve(sphere, paths, n_threads), repeats) / (paths * steps) * 1e9,
