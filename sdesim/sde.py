@@ -3,8 +3,9 @@
 An Ito SDE ``dY = f(t, Y) dt + g(t, Y) dW`` with ``Y`` of length ``dim`` and ``W`` a Brownian
 motion of length ``noise_dim``. The user writes plain Python functions that fill an output
 array; sdesim compiles them with ``numba.njit(inline="always")``, so that they are inlined into
-the compiled time loop (functions you jit yourself are used as they are: give them
-``inline="always"`` for the same speed).
+the compiled time loop (functions you jit yourself are used as they are, but for fast-math flags
+and error model that they leave unset, which are made explicit: see
+:func:`sdesim.caching.flags.explicit_flags`; give them ``inline="always"`` for the same speed).
 """
 
 from typing import Callable, Optional
@@ -115,7 +116,8 @@ class SDE:
         diffusion is given.
 
     Plain Python functions are compiled with ``numba.njit``; already-jitted functions are
-    used as they are. Time is the SDE's own variable.
+    used as they are, with the fast-math flags and error model they leave unset made explicit
+    (``fastmath=False``, ``error_model="numpy"``). Time is the SDE's own variable.
     """
 
     def __init__(self, drift: Callable, diffusion: Callable, *, dim: int, noise_dim: Optional[int] = None,

@@ -229,3 +229,21 @@ def test_dispatchers_get_explicit_fastmath_flags_and_error_model():
     assert half.targetoptions["fastmath"] is True and half.targetoptions["error_model"] == "numpy"
     assert flagged.py_func is plain.py_func and flags_module.explicit_flags(plain) is flagged
     assert flags_module.explicit_flags(chosen) is chosen and flags_module.explicit_flags(inlined) is inlined
+
+
+def test_explicit_flags_keep_declared_types_and_signatures():
+    @nb.njit(locals={"x": nb.float32})
+    def narrowing(t, y, args, out):
+        x = y[0] * 1.0000001  # declared float32: rounded
+        out[0] = x
+
+    @nb.njit("void(float64, float64[:], UniTuple(float64, 0), float64[:])")
+    def fixed(t, y, args, out):
+        out[0] = y[0]
+
+    flagged = flags_module.explicit_flags(narrowing)
+    out = np.empty(1)
+    flagged(0.0, np.array([1.0]), (), out)
+    assert out[0] == np.float32(1.0000001)  # the float32 declaration survived
+    flagged_fixed = flags_module.explicit_flags(fixed)
+    assert flagged_fixed.signatures == fixed.signatures and not flagged_fixed._can_compile

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from scipy import stats
 
-from sdesim.brownian.rng import seed_to_key
+from sdesim.brownian.rng import normals_range, seed_to_key
 from sdesim.brownian.rng32 import normal32_at, normals_range32
 
 
@@ -64,3 +64,22 @@ def test_the_words_of_a_block_and_neighbours_are_uncorrelated():
     assert np.all(np.abs(c[np.triu_indices(4, 1)]) < 4 / np.sqrt(n))
     flat = z.ravel()
     assert abs(np.corrcoef(flat[:-4], flat[4:])[0, 1]) < 4 / np.sqrt(flat.size)  # the next block
+
+
+@nb.njit
+def _both(k0, k1, n):
+    z32 = np.empty(4 * n, np.float32)
+    z64 = np.empty(2 * n)
+    normals_range32(k0, k1, 0, 0, 4 * n, 9, 4, z32)
+    normals_range(k0, k1, 0, 0, 2 * n, 9, 4, z64)
+    return z32, z64
+
+
+def test_the_float32_stream_is_independent_of_the_float64_one():
+    """Same key, tag, cell and path: float32 normal 4g and float64 normal 2g come from different
+    Philox blocks (the stream bit), so they are uncorrelated, and so are their signs."""
+    z32, z64 = _both(*seed_to_key(11), 100_000)
+    a, b = z32[::4].astype(np.float64), z64[::2]
+    n = a.size
+    assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(n)
+    assert abs(np.mean(np.sign(a) == np.sign(b)) - 0.5) < 4 * np.sqrt(0.25 / n)

@@ -3,8 +3,11 @@
 The float64 generator (:mod:`.rng`) turns each 64-bit half of a Philox4x32-10 block into one
 normal. Here each 32-bit word is one float32 normal, so a block gives four:
 
-* counter words ``(tag | retry << 6 | quarter << 13 | high group bits << 15, group, cell, path)``
-  with ``group = index >> 2`` (normal ``index`` is word ``index & 3`` of its group's block);
+* counter words ``(tag | retry << 6 | quarter << 13 | high group bits << 15 | 1 << 31, group, cell,
+  path)`` with ``group = index >> 2`` (normal ``index`` is word ``index & 3`` of its group's
+  block; ``index < 2**50``). Bit 31 is never set in a float64 counter (whose high index bits stay
+  below it for the indices the Brownian tree uses, ``< 2**50``), so the two generators never read
+  the same Philox block, whatever the tag;
 * a word ``w`` is read as the 256-layer ziggurat of :mod:`.rng` (the same layers) at 23-bit
   resolution: layer ``w & 0xFF``, sign bit 8, mantissa ``w >> 9``; the fast path is float32 and
   branch-free (``x = mant * w32[layer]``, accepted when ``mant < k32[layer]``, the float64
@@ -13,8 +16,8 @@ normal. Here each 32-bit word is one float32 normal, so a block gives four:
   from the same counter and a retry number, and rounded to float32.
 
 So every normal is a function of ``(key, tag, index, cell, path)`` alone, as in :mod:`.rng`.
-These are a different stream from the float64 normals of the same counters: a float32 Brownian
-path built on them would be a path of its own, not the float64 path rounded. Not yet read by
+These are a stream of their own, independent of the float64 normals of the same tag: a float32
+Brownian path built on them would be a path of its own, not the float64 path rounded. Not yet read by
 ``solve``: the Brownian tree and the kernel still draw float64 normals in every dtype.
 """
 
@@ -32,6 +35,7 @@ _S32 = np.uint64(32)
 _RETRY_SHIFT = np.uint64(6)
 _QUARTER_SHIFT = np.uint64(13)
 _HIGH_SHIFT = np.uint64(15)
+_STREAM_BIT = np.uint64(1) << np.uint64(31)  # the float32 stream (never set by rng.py's counters)
 #: 23-bit thresholds (the 52-bit ones rounded down) and widths per unit of the 23-bit mantissa
 _K32 = (_ZK >> np.uint64(29)).astype(np.int32)
 _W32 = (_ZW * 2.0**29).astype(np.float32)
@@ -43,7 +47,7 @@ float32_as_bits = _bitcast(nb.types.float32, nb.types.uint32)  # float32 -> its 
 
 @nb.njit(inline="always", cache=True, fastmath=False)
 def _counter32(tag, group, cell, path):
-    c0 = np.uint64(tag) | ((np.uint64(group) >> _S32) << _HIGH_SHIFT)
+    c0 = np.uint64(tag) | ((np.uint64(group) >> _S32) << _HIGH_SHIFT) | _STREAM_BIT
     return c0, np.uint64(group) & _MASK32, np.uint64(cell) & _MASK32, np.uint64(path) & _MASK32
 
 

@@ -27,5 +27,10 @@ def explicit_flags(func):
         kept = {k: v for k, v in opts.items() if k != "nopython"}
         kept.setdefault("fastmath", False)
         kept.setdefault("error_model", "numpy")
-        _FLAGGED[func] = nb.njit(**kept)(func.py_func)
+        # kept too: type declarations, the compiler pipeline and signatures fixed at decoration.
+        # Not kept: cache=True (Numba's cache key ignores the flags, so the copy would share, and
+        # overwrite, the entries of the original); sdesim's kernel cache holds the kernel anyway.
+        sigs = () if func._can_compile else (list(func.signatures),)
+        _FLAGGED[func] = nb.njit(*sigs, locals=dict(func.locals), pipeline_class=func._compiler.pipeline_class,
+                                 **kept)(func.py_func)
     return _FLAGGED[func]

@@ -38,7 +38,7 @@ def summary_problems(value, kind, where="summary"):
     """What in ``value`` does not match the type ``kind`` (``TypedDict``, ``List[...]``,
     ``Dict[str, ...]``, ``float``, ``int``, ``bool``, ``str``, ``Any``): a list of one-line problems
     (empty if it matches). A ``float`` accepts ints and None (JSON's NaN); extra keys are allowed,
-    ``NotRequired`` keys may be missing."""
+    keys of a ``total=False`` TypedDict may be missing."""
     if kind is Any:
         return []
     if isinstance(kind, type) and issubclass(kind, dict) and hasattr(kind, "__annotations__"):  # a TypedDict

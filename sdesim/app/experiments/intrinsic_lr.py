@@ -39,7 +39,7 @@ Writes ``intrinsic_lr.json`` and ``intrinsic_lr.png`` under ``--out``.
 
 import os
 import time
-from typing import List, NotRequired, TypedDict
+from typing import List, TypedDict
 
 import numpy as np
 
@@ -278,16 +278,20 @@ def checks(s):
     return rows
 
 
-class LamESummary(TypedDict):
+# (optional keys: in a subclass with total=False, as typing.NotRequired needs Python 3.11)
+class _LamERequired(TypedDict):
     lam_e: float
     eta_spread: float                      #: largest / smallest eta among the pairs of this lam_e
     max_dev_vs_ref_eta_eff_se: float
-    max_dev_vs_ref_loss_se: NotRequired[float]
-    eta_eff_eq_dev_se: NotRequired[float]  #: (H = 0) equilibrium eta_eff against the closed form
-    eta_eff_eq_rel_dev: NotRequired[float]
-    richardson_eq_dev_se: NotRequired[float]  #: (H != 0) Richardson-extrapolated equilibrium
-    richardson_eq_rel_dev: NotRequired[float]
     same_seed_max_rel_diff: float
+
+
+class LamESummary(_LamERequired, total=False):
+    max_dev_vs_ref_loss_se: float
+    eta_eff_eq_dev_se: float               #: (H = 0) equilibrium eta_eff against the closed form
+    eta_eff_eq_rel_dev: float
+    richardson_eq_dev_se: float            #: (H != 0) Richardson-extrapolated equilibrium
+    richardson_eq_rel_dev: float
 
 
 class RunSummary(TypedDict):

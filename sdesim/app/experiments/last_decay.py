@@ -113,11 +113,14 @@ def checks(s):
     return rows
 
 
-class Summary(TypedDict):
-    """What :func:`checks` reads of :func:`run`'s summary: per time ("final",
-    "after_0.3_over_lam_e"), per quantity, the difference between the two schedules in SEs."""
+#: per quantity, the difference between the two schedules in SEs, at the end and 0.3/lam_e after the decay
+Differences = TypedDict("Differences", {"final": Dict[str, float], "after_0.3_over_lam_e": Dict[str, float]})
 
-    difference_in_standard_errors: Dict[str, Dict[str, float]]
+
+class Summary(TypedDict):
+    """What :func:`checks` reads of :func:`run`'s summary."""
+
+    difference_in_standard_errors: Differences
 
 
 #: what this experiment declares (registered in :mod:`sdesim.app.experiments`)

@@ -32,7 +32,7 @@ Writes ``lr_decay.json`` and ``lr_decay.png`` under ``--out``.
 import math
 import os
 import time
-from typing import Dict, NotRequired, TypedDict
+from typing import Dict, TypedDict
 
 import numba as nb
 import numpy as np
@@ -198,12 +198,20 @@ class RatioSummary(TypedDict):
     dev_se: float                          #: against the closed form, in SEs
 
 
+class EndSummary(RatioSummary):
+    theory: float                          #: the closed form there
+
+
+class JustAfterSummary(TypedDict):
+    drop_factor: float                     #: eta_eff just before / just after the decay
+
+
 class CaseSummary(TypedDict):
     max_dev_se_after: float
     max_abs_dev_after: float
     before_decay: RatioSummary
-    end: RatioSummary
-    just_after: NotRequired[Dict[str, float]]
+    end: EndSummary
+    just_after: JustAfterSummary
 
 
 class Summary(TypedDict):

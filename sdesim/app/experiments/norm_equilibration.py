@@ -28,7 +28,7 @@ Writes sphere.json/png and digits.json/png under --out.
 import argparse
 import os
 import time
-from typing import NotRequired, TypedDict
+from typing import TypedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
@@ -300,32 +300,42 @@ def checks(s):
     return rows
 
 
-class SphereSummary(TypedDict):
+# (optional keys: in a subclass with total=False, as typing.NotRequired needs Python 3.11)
+class _SphereRequired(TypedDict):
     slope: float                           #: of log t_eq against log lam_e
     prefactor_min: float                   #: t_eq lam_e / prediction, over lam_e
     prefactor_max: float
-    first_passage_ratio_min: NotRequired[float]  #: per-path first passages (events) / prediction
-    first_passage_ratio_max: NotRequired[float]
-    first_passage_ratio_se_max: NotRequired[float]
-    first_passage_all_paths: NotRequired[bool]
 
 
-class DigitsSummary(TypedDict):
+class SphereSummary(_SphereRequired, total=False):
+    first_passage_ratio_min: float         #: per-path first passages (events) / prediction
+    first_passage_ratio_max: float
+    first_passage_ratio_se_max: float
+    first_passage_all_paths: bool
+
+
+class _DigitsRequired(TypedDict):
     slope: float
     prefactor_min: float
     prefactor_max: float
-    prefactor_tolerance: NotRequired[float]
     t_eq_over_constant_trace_prediction_min: float
     t_eq_over_constant_trace_prediction_max: float
     G_inf_measured_over_pred_min: float
     G_inf_measured_over_pred_max: float
 
 
-class Summary(TypedDict):
-    """What :func:`checks` reads of :func:`run`'s summary."""
+class DigitsSummary(_DigitsRequired, total=False):
+    prefactor_tolerance: float
 
+
+class _Required(TypedDict):
     sphere: SphereSummary
-    digits: NotRequired[DigitsSummary]
+
+
+class Summary(_Required, total=False):
+    """What :func:`checks` reads of :func:`run`'s summary (``digits``: full runs only)."""
+
+    digits: DigitsSummary
 
 
 #: what this experiment declares (registered in :mod:`sdesim.app.experiments`)
