@@ -36,8 +36,10 @@ __all__ = ["CHUNK", "build_kernel"]
 #: count), and the largest chunk when paths are stored.
 CHUNK = 64
 
-#: Steps whose Brownian increments are made together (2**BLOCK_LEVELS, one draw per tree depth).
-BLOCK_LEVELS = 4
+#: Steps whose Brownian increments are made together: 2**B, one draw per tree depth, with B the
+#: largest in [BLOCK_LEVELS, MAX_BLOCK_LEVELS] whose block holds at most BLOCK_NORMALS normals
+#: (the numbers do not depend on B: every node is computed by the same instructions).
+BLOCK_LEVELS, MAX_BLOCK_LEVELS, BLOCK_NORMALS = 4, 6, 512
 
 #: Steps between two looks at the stop flag within a path (a power of two minus one).
 STOP_POLL = 1023
@@ -284,14 +286,17 @@ def _make_move(step, project, has_projection, event_fn, has_event, stop_at_event
 
 
 @nb.njit(inline="always")
-def _walk_mode(K, D, x0, save_pos, areas):
+def _walk_mode(K, D, x0, save_pos, areas, m):
     """``(direct, B)``: whether steps read their increments directly (no Levy ``areas``, every point
-    on the grid), in blocks of ``2**B`` steps."""
+    on the grid), in blocks of ``2**B`` steps (``m`` noise components)."""
     direct = K == 0 and not areas and x0 == 0.0
     for q in range(save_pos.size):
         if save_pos[q] >= 0.0:
             direct = False
-    return direct, (min(BLOCK_LEVELS, max(D, 0)) if direct else 0)
+    levels = BLOCK_LEVELS
+    while levels < MAX_BLOCK_LEVELS and (m << (levels + 1)) <= BLOCK_NORMALS:
+        levels += 1
+    return direct, (min(levels, max(D, 0)) if direct else 0)
 
 
 def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=(),
@@ -332,7 +337,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
         per_path_y0 = y0s.shape[0] > 1
         coarse = D < 0  # a step spans 2**-D independent top nodes
         span = 1 << max(0, -D)
-        direct, B = _walk_mode(K, D, x0, save_pos, general_area or time_area)
+        direct, B = _walk_mode(K, D, x0, save_pos, general_area or time_area, m)
         walk_depth = D - B  # the walk gives the increments of blocks (direct) or of steps
         # inside the loop, arrays are borrowed views (see sdesim.runners.borrow): binding them to the
         # inlined functions' parameters does no atomic reference counting
