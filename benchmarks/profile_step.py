@@ -54,7 +54,7 @@ def _normals(k0, k1, d, reps, out):
     return out[0]
 
 
-@nb.njit
+@nb.njit(error_model="numpy")  # (as the Brownian tree draws them: no division-by-zero checks)
 def _normals32(k0, k1, d, reps, out):
     for r in range(reps):
         normals_range32(k0, k1, 0, 0, d, r, 7, out)

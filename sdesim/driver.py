@@ -15,7 +15,7 @@ __all__ = ["solve"]
 
 def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: float,
           n_paths: Optional[int] = None, seed=None, bm: Optional[BrownianPath] = None, dtype: str = "float64",
-          save_brownian: bool = False, brownian_dt: Optional[float] = None,
+          brownian_dtype: Optional[str] = None, save_brownian: bool = False, brownian_dt: Optional[float] = None,
           levy_substeps: Optional[int] = None, reduce: bool = False, functional: Optional[Callable] = None,
           functional_dim: Optional[int] = None, on_nonfinite: str = "raise", progress: bool = False,
           n_threads: Optional[int] = None, device: str = "cpu", debug: Optional[bool] = None,
@@ -46,6 +46,11 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
     bm : a :class:`~sdesim.BrownianPath` to read instead of ``seed`` (``dt`` must be its unit
         times a power of two); ``Solution.brownian`` is the path a solve read.
     dtype : ``"float64"`` (default) or ``"float32"`` for the state.
+    brownian_dtype : ``"float64"`` (default) or ``"float32"``: the precision of the Brownian path
+        (``BrownianPath(seed, noise_dim, unit=dt, dtype=brownian_dtype)``). A float32 path is a path of
+        its own (other normals than the float64 one, with the same properties) and cheaper to draw:
+        with ``dtype="float32"`` too the solve runs in float32 throughout (the fastest choice; CPU only).
+        Default: ``bm``'s precision, else float64 (so float32 and float64 solves read the same path).
     save_brownian : also return ``ws = W(ts) - W(ts[0])``.
     brownian_dt : deprecated and without effect (solves at ``dt * 2**k`` read the same path).
     levy_substeps : sub-steps of the Brownian path per step from which areas are read (a power of
@@ -88,11 +93,12 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
             raise ValueError("events (event=) run on device='cpu' only")
         from .cuda import solve as solve_cuda
         return solve_cuda(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
+                          brownian_dtype=brownian_dtype,
                           save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
                           reduce=reduce, functional=functional, functional_dim=functional_dim,
                           on_nonfinite=on_nonfinite, progress=progress, n_threads=n_threads, debug=debug)
     plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
-                     save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
+                     brownian_dtype=brownian_dtype,                     save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
                      reduce=reduce, functional=functional, functional_dim=functional_dim,
                      on_nonfinite=on_nonfinite, n_threads=n_threads, debug=debug, event=event,
                      stop_at_event=stop_at_event)

@@ -92,7 +92,7 @@ class Plan:
 
 
 def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=None, dtype="float64",
-              save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
+              brownian_dtype=None, save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
               functional=None, functional_dim=None, on_nonfinite="raise", n_threads=None,
               debug=None, event=None, stop_at_event=False) -> Plan:
     """Check the arguments of :func:`sdesim.solve` and lay out the solve (see there)."""
@@ -103,7 +103,7 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
     ts = check_ts(ts)
     dt = check_positive(dt, "dt")
     y0s, n_paths = check_y0(y0, sde.dim, n_paths, dtype)
-    bm = check_brownian(bm, seed, sde.noise_dim, dt, brownian_dt)
+    bm = check_brownian(bm, seed, sde.noise_dim, dt, brownian_dt, brownian_dtype)
     if on_nonfinite not in ("raise", "flag"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'flag', got {on_nonfinite!r}")
     if reduce and save_brownian:
@@ -248,19 +248,24 @@ def dyadic_levels(ratio, name):
     return k
 
 
-def check_brownian(bm, seed, noise_dim, dt, brownian_dt):
-    """The :class:`BrownianPath` a solve reads: ``bm``, or the path of ``seed`` with unit ``dt``."""
+def check_brownian(bm, seed, noise_dim, dt, brownian_dt, brownian_dtype=None):
+    """The :class:`BrownianPath` a solve reads: ``bm``, or the path of ``seed`` with unit ``dt`` and
+    precision ``brownian_dtype`` (default float64)."""
     if brownian_dt is not None:
         check_positive(brownian_dt, "brownian_dt")
         dyadic_levels(brownian_dt / dt, "brownian_dt / dt")
         warnings.warn("brownian_dt no longer changes anything: solves with steps dt * 2**k always read the same "
                       "Brownian path (see sdesim.BrownianPath); drop the argument", DeprecationWarning, stacklevel=4)
     if bm is None:
-        return BrownianPath(0 if seed is None else seed, noise_dim, unit=dt)
+        return BrownianPath(0 if seed is None else seed, noise_dim, unit=dt,
+                            dtype="float64" if brownian_dtype is None else brownian_dtype)
     if not isinstance(bm, BrownianPath):
         raise TypeError(f"bm must be an sdesim.BrownianPath, got {type(bm).__name__}")
     if seed is not None:
         raise ValueError("pass either seed or bm (the seed of a BrownianPath is its own)")
+    if brownian_dtype is not None and BrownianPath(0, 1, dtype=brownian_dtype).dtype != bm.dtype:
+        raise ValueError(f"brownian_dtype={brownian_dtype!r} differs from bm's dtype {bm.dtype.name!r} (a "
+                         "BrownianPath has its own precision: pass one of the two)")
     if bm.noise_dim != noise_dim:
         raise ValueError(f"bm has noise_dim={bm.noise_dim} but the SDE has noise_dim={noise_dim}")
     bm.step_level(dt)  # raises unless dt = bm.unit * 2**k

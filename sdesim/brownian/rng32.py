@@ -1,45 +1,50 @@
-"""Counter-based float32 normals: four per Philox call (a first piece of native float32, issue 18).
+"""Counter-based float32 normals: four per Philox call, by Box-Muller in float32 (issue 18).
 
 The float64 generator (:mod:`.rng`) turns each 64-bit half of a Philox4x32-10 block into one
-normal. Here each 32-bit word is one float32 normal, so a block gives four:
+normal by a ziggurat. Here the block's four 32-bit words make four float32 normals, two per pair
+of words by the Box-Muller transform (as cuRAND's ``curand_normal4`` does), without tables or
+rejections, so a run of them is straight-line code on SIMD lanes:
 
-* counter words ``(tag | retry << 6 | quarter << 13 | high group bits << 15 | 1 << 31, group, cell,
-  path)`` with ``group = index >> 2`` (normal ``index`` is word ``index & 3`` of its group's
-  block; ``index < 2**50``). Bit 31 is never set in a float64 counter (whose high index bits stay
-  below it for the indices the Brownian tree uses, ``< 2**50``), so the two generators never read
-  the same Philox block, whatever the tag;
-* a word ``w`` is read as the 256-layer ziggurat of :mod:`.rng` (the same layers) at 23-bit
-  resolution: layer ``w & 0xFF``, sign bit 8, mantissa ``w >> 9``; the fast path is float32 and
-  branch-free (``x = mant * w32[layer]``, accepted when ``mant < k32[layer]``, the float64
-  thresholds rounded down, so a word it accepts lies under the curve); the rare rest (wedges and
-  the tail beyond ``r``) is finished in float64 by :func:`_ziggurat32_slow`, with further words
-  from the same counter and a retry number, and rounded to float32.
+* counter words ``(tag | high group bits << 15 | 1 << 31, group, cell, path)`` with
+  ``group = index >> 2``: normal ``index`` is number ``index & 3`` of its group's block. Bit 31 is
+  never set in a float64 counter (whose high index bits stay below it for the indices the
+  Brownian tree uses, ``< 2**50``), so the two generators never read the same Philox block;
+* words ``(a, b)`` (the low and high word of one 64-bit half) give ``u = a 2**-32 + 2**-33`` in
+  ``(0, 1]`` (float32) and the angle fraction ``v = (b >> 8) 2**-24`` in ``[0, 1)``; then
+  ``R = sqrt(-2 ln u)`` and the pair is ``(R cos 2 pi v, R sin 2 pi v)``: two independent standard
+  normals. ``u >= 2**-33`` caps ``|Z|`` at ``R <= 6.77`` (the law beyond it has mass 1e-11).
+* ``ln`` and ``sin``/``cos`` are float32 polynomials, branch-free: ``ln m`` for the mantissa
+  ``m`` in ``[sqrt(1/2), sqrt(2))`` from the series of ``2 atanh(s)``, ``s = (m - 1)/(m + 1)``
+  (``|s| < 0.172``: truncation below 1e-9); the angle is reduced to ``phi`` in ``[-pi/4, pi/4]``
+  around the nearest quarter turn, where the Taylor series to ``phi**9``/``phi**10`` are exact
+  to 2e-9, and rotated by that quarter turn.
 
 So every normal is a function of ``(key, tag, index, cell, path)`` alone, as in :mod:`.rng`.
 These are a stream of their own, independent of the float64 normals of the same tag: a float32
-Brownian path built on them would be a path of its own, not the float64 path rounded. Not yet read by
-``solve``: the Brownian tree and the kernel still draw float64 normals in every dtype.
+Brownian path (``BrownianPath(..., dtype="float32")``) is a path of its own, not the float64
+path rounded.
 """
-
-import math
 
 import numba as nb
 import numpy as np
 
-from .rng import _ZF, _ZK, _ZR, _ZW, _bitcast, _unit, philox4x32
+from .rng import _bitcast, philox4x32
 
 __all__ = ["normal32_at", "normals_range32"]
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
-_RETRY_SHIFT = np.uint64(6)
-_QUARTER_SHIFT = np.uint64(13)
 _HIGH_SHIFT = np.uint64(15)
 _STREAM_BIT = np.uint64(1) << np.uint64(31)  # the float32 stream (never set by rng.py's counters)
-#: 23-bit thresholds (the 52-bit ones rounded down) and widths per unit of the 23-bit mantissa
-_K32 = (_ZK >> np.uint64(29)).astype(np.int32)
-_W32 = (_ZW * 2.0**29).astype(np.float32)
-_W32_64 = _ZW * 2.0**29  # the same widths in float64, for the slow path
+
+_F = np.float32
+_TWO_M32, _TWO_M33, _TWO_M24 = _F(2.0**-32), _F(2.0**-33), _F(2.0**-24)
+_SQRT2, _LN2, _HALF_PI = _F(1.4142135623730951), _F(0.6931471805599453), _F(1.5707963267948966)
+_ONE, _TWO, _HALF, _ZERO = _F(1.0), _F(2.0), _F(0.5), _F(0.0)
+# 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + s^7/7 + s^9/9 + ...); sin and cos to phi^9 and phi^10
+_L3, _L5, _L7, _L9 = _F(1 / 3), _F(1 / 5), _F(1 / 7), _F(1 / 9)
+_S3, _S5, _S7, _S9 = _F(-1 / 6), _F(1 / 120), _F(-1 / 5040), _F(1 / 362880)
+_C2, _C4, _C6, _C8, _C10 = _F(-1 / 2), _F(1 / 24), _F(-1 / 720), _F(1 / 40320), _F(-1 / 3628800)
 
 bits_as_float32 = _bitcast(nb.types.uint32, nb.types.float32)  # uint32 bits -> float32
 float32_as_bits = _bitcast(nb.types.float32, nb.types.uint32)  # float32 -> its uint32 bits
@@ -52,47 +57,49 @@ def _counter32(tag, group, cell, path):
 
 
 @nb.njit(inline="always", cache=True, fastmath=False)
-def _word(a, b, q):
-    """32-bit word ``q`` (0-3) of a Philox block ``(a, b)``."""
-    w = b if q & 2 else a
-    return np.uint32((w >> np.uint64(32)) if q & 1 else (w & _MASK32))
+def _radius(a):
+    """``sqrt(-2 ln u)``, ``u = a 2**-32 + 2**-33`` (float32, in (0, 1]), from the 32-bit word ``a``.
+    (Integers are wrapped back to 32 bits after each operation, which Numba widens to 64: 32-bit
+    lanes keep the loop on 16 SIMD lanes.)"""
+    u = _F(np.uint32(a)) * _TWO_M32 + _TWO_M33
+    bits = float32_as_bits(u)
+    e = _F(np.uint32(bits >> np.uint32(23))) - _F(127.0)
+    m = bits_as_float32(np.uint32((bits & np.uint32(0x7FFFFF)) | np.uint32(0x3F800000)))  # u = m 2**e, m in [1, 2)
+    big = m > _SQRT2
+    m = m * _HALF if big else m
+    e = e + _ONE if big else e
+    f = m - _ONE
+    s = f / (_TWO + f)
+    s2 = s * s
+    ln_m = _TWO * s * (_ONE + s2 * (_L3 + s2 * (_L5 + s2 * (_L7 + s2 * _L9))))
+    minus_two_ln_u = -_TWO * (e * _LN2 + ln_m)
+    return np.sqrt(max(minus_two_ln_u, _ZERO))  # (u = 1 gives 0, not -0 from rounding)
 
 
 @nb.njit(inline="always", cache=True, fastmath=False)
-def _ziggurat32_fast(w):
-    """The float32 fast path for word ``w``: the normal, or NaN when the word is not accepted at once."""
-    idx = np.intp(w & np.uint32(0xFF))
-    mant = np.int32(w >> np.uint32(9))
-    x = np.float32(mant) * _W32[idx]
-    x = -x if (w >> np.uint32(8)) & np.uint32(1) else x
-    return x if mant < _K32[idx] else np.float32(np.nan)
+def _cos_sin(b):
+    """``(cos 2 pi v, sin 2 pi v)``, ``v = (b >> 8) 2**-24``, from the 32-bit word ``b`` (float32)."""
+    x = _F(np.uint32(np.uint32(b) >> np.uint32(8))) * (_TWO_M24 * _F(4.0))  # 4 v in [0, 4), exact
+    k = _F(np.int32(x + _HALF))  # the nearest quarter turn (x >= 0: truncation rounds down; 4 is 0)
+    phi = (x - k) * _HALF_PI  # in [-pi/4, pi/4]
+    p2 = phi * phi
+    sp = phi * (_ONE + p2 * (_S3 + p2 * (_S5 + p2 * (_S7 + p2 * _S9))))
+    cp = _ONE + p2 * (_C2 + p2 * (_C4 + p2 * (_C6 + p2 * (_C8 + p2 * _C10))))
+    # rotate (cos phi, sin phi) by k quarter turns: odd k swaps (c, s) -> (-s, c); k = 2, 3 negate
+    odd = k == _ONE or k == _F(3.0)
+    c = -sp if odd else cp
+    s = cp if odd else sp
+    flip = k == _TWO or k == _F(3.0)
+    return (-c if flip else c), (-s if flip else s)
 
 
-@nb.njit(cache=True, fastmath=False)
-def _ziggurat32_slow(w, k0, k1, c0, c1, c2, c3, quarter):
-    """Finish a draw whose first word ``w`` was not accepted at once (float64, rounded to float32)."""
-    retry = np.uint64(1)
-    bits = np.uint64(w)
-    while True:
-        idx = bits & np.uint64(0xFF)
-        sign = (bits >> np.uint64(8)) & np.uint64(1)
-        mant = (bits >> np.uint64(9)) & np.uint64(0x7FFFFF)
-        x = mant * _W32_64[idx]
-        ua, ub = philox4x32(c0 | (retry << _RETRY_SHIFT) | (quarter << _QUARTER_SHIFT), c1, c2, c3, k0, k1)
-        retry += np.uint64(1)
-        if mant < np.uint64(_K32[idx]):
-            return np.float32(-x if sign else x)
-        if idx == 0:  # the tail beyond r (Marsaglia's method), repeated inside the tail until accepted
-            while True:
-                xt = -math.log(_unit(ua)) / _ZR
-                yt = -math.log(_unit(ub))
-                if yt + yt > xt * xt:
-                    return np.float32(-(_ZR + xt) if sign else _ZR + xt)
-                ua, ub = philox4x32(c0 | (retry << _RETRY_SHIFT) | (quarter << _QUARTER_SHIFT), c1, c2, c3, k0, k1)
-                retry += np.uint64(1)
-        elif _ZF[idx] + _unit(ua) * (_ZF[idx - 1] - _ZF[idx]) < math.exp(-0.5 * x * x):
-            return np.float32(-x if sign else x)
-        bits = ub & _MASK32
+@nb.njit(inline="always", cache=True, fastmath=False)
+def _pair(w):
+    """The two normals of the 64-bit half ``w`` of a Philox block (its low word the radius, its high
+    word the angle)."""
+    r = _radius(w & _MASK32)
+    c, s = _cos_sin(w >> _S32)
+    return r * c, r * s
 
 
 @nb.njit(inline="always", cache=True, fastmath=False)
@@ -100,19 +107,16 @@ def normal32_at(k0, k1, tag, index, cell, path):
     """The float32 standard normal number ``(tag, index)`` of cell ``cell`` on path ``path``."""
     c0, c1, c2, c3 = _counter32(tag, index >> 2, cell, path)
     a, b = philox4x32(c0, c1, c2, c3, k0, k1)
-    q = index & 3
-    w = _word(a, b, q)
-    x = _ziggurat32_fast(w)
-    return _ziggurat32_slow(w, k0, k1, c0, c1, c2, c3, np.uint64(q)) if np.isnan(x) else x
+    z0, z1 = _pair(b if index & 2 else a)
+    return z1 if index & 1 else z0
 
 
 @nb.njit(inline="always", cache=True, fastmath=False)
 def normals_range32(k0, k1, tag, start, count, cell, path, out):
     """Write the float32 normals ``start .. start+count-1`` into ``out[:count]`` (a float32 array).
 
-    Equal, number for number, to :func:`normal32_at` for each index: the Philox words of whole
-    groups of four first (stored in ``out`` as raw bits), then the branch-free float32 fast path,
-    which marks the rejected words with NaN for a last pass to repair.
+    Equal, number for number, to :func:`normal32_at` for each index: whole groups of four in one
+    branch-free loop, single normals up to the first group boundary and after the last.
     """
     lead = (4 - (start & 3)) & 3  # single normals up to a group boundary (0 .. 3: provably >= 0)
     if count < lead:
@@ -124,24 +128,12 @@ def normals_range32(k0, k1, tag, start, count, cell, path, out):
     for g in range(n_groups):
         c0, c1, c2, c3 = _counter32(tag, first + g, cell, path)
         a, b = philox4x32(c0, c1, c2, c3, k0, k1)
+        z0, z1 = _pair(a)
+        z2, z3 = _pair(b)
         j = lead + 4 * g
-        out[j] = bits_as_float32(np.uint32(a & _MASK32))
-        out[j + 1] = bits_as_float32(np.uint32(a >> _S32))
-        out[j + 2] = bits_as_float32(np.uint32(b & _MASK32))
-        out[j + 3] = bits_as_float32(np.uint32(b >> _S32))
-    n_rejected = 0
-    for i in range(lead, lead + 4 * n_groups):
-        x = _ziggurat32_fast(float32_as_bits(out[i]))
-        n_rejected += np.isnan(x)
-        out[i] = x
-    i = 0
-    while n_rejected:  # the rejected words, in order, until all are repaired
-        if np.isnan(out[lead + i]):
-            c0, c1, c2, c3 = _counter32(tag, first + (i >> 2), cell, path)
-            a, b = philox4x32(c0, c1, c2, c3, k0, k1)
-            q = i & 3
-            out[lead + i] = _ziggurat32_slow(_word(a, b, q), k0, k1, c0, c1, c2, c3, np.uint64(q))
-            n_rejected -= 1
-        i += 1
+        out[j] = z0
+        out[j + 1] = z1
+        out[j + 2] = z2
+        out[j + 3] = z3
     for i in range(lead + 4 * n_groups, count):  # (count < 4 - start % 4: all of them)
         out[i] = normal32_at(k0, k1, tag, start + i, cell, path)

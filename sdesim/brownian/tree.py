@@ -28,7 +28,11 @@ import math
 import numba as nb
 import numpy as np
 
+from numba.core import types
+from numba.extending import overload
+
 from .rng import TAG_BITS, normals_range, philox4x32
+from .rng32 import normals_range32
 
 __all__ = ["TOP_LEVEL", "MAX_DEPTH", "TAG_TOP", "TAG_SPLIT", "TAG_BRIDGE", "unit_scale", "level_keys",
            "sd_by_depth", "leaf_depth", "node_normals", "nodes_normals", "walk_increment", "fill_increments", "coarse_increment", "fill_node",
@@ -93,13 +97,30 @@ def _node_start(i, m):
     return (((i >> 56) & 0x1F) << 46) + (i & 0xFFFFFF) * m
 
 
+def draw_normals(k0, k1, tag, start, count, cell, path, out):
+    """Compiled only: the normals ``start .. start + count - 1`` into ``out[:count]``, in ``out``'s
+    precision: :func:`~sdesim.brownian.rng.normals_range` for float64, the float32 stream of
+    :func:`~sdesim.brownian.rng32.normals_range32` (four per Philox call) for float32."""
+
+
+@overload(draw_normals, jit_options={"fastmath": False, "error_model": "numpy"})
+def _draw_normals(k0, k1, tag, start, count, cell, path, out):
+    if out.dtype == types.float32:
+        def impl(k0, k1, tag, start, count, cell, path, out):
+            normals_range32(k0, k1, tag, start, count, cell, path, out)
+    else:
+        def impl(k0, k1, tag, start, count, cell, path, out):
+            normals_range(k0, k1, tag, start, count, cell, path, out)
+    return impl
+
+
 @nb.njit(inline="always", cache=True, fastmath=False)
 def nodes_normals(keys, depth, tag, first, count, path, m, out):
     """``out[k m + c]``: normal ``c`` of node ``first + k`` at ``depth`` (``tag``) on path ``path``,
     for ``k < count`` and ``c < m``, in one vectorised draw. The nodes must share a run
     (``first mod 2**24 + count <= 2**24``; runs of aligned power-of-two blocks up to 2**24 do)."""
     i = np.int64(first)
-    normals_range(keys[depth, 0], keys[depth, 1], tag, _node_start(i, m), count * m, i >> RUN_BITS, path, out)
+    draw_normals(keys[depth, 0], keys[depth, 1], tag, _node_start(i, m), count * m, i >> RUN_BITS, path, out)
 
 
 @nb.njit(inline="always", cache=True, fastmath=False)
@@ -129,13 +150,14 @@ def walk_increment(keys, sds, top_sd, depth, g, fresh, path, m, stack, z, out):
         start = depth - tz
         for c in range(m):
             out[c] = stack[start, c]
+    one_half = sds.dtype.type(0.5)  # (a float32 path splits in float32: the same numbers, half the work)
     for level in range(start, depth):
         node_normals(keys, level, TAG_SPLIT, g >> (depth - level), path, m, z)
         s = sds[level]
         # both children by one loop whichever is taken, so that a continued walk and a fresh one
         # (and fill_increments) compute every node with the very same instructions: bitwise equal
         for c in range(m):
-            half = 0.5 * out[c]
+            half = one_half * out[c]
             stack[level + 1, c] = half - s * z[c]
             out[c] = half + s * z[c]
         if (g >> (depth - level - 1)) & 1:
@@ -185,6 +207,7 @@ def fill_increments(keys, sds, depth, g, levels, lo, hi, path, m, inc, out, z):
     vectorised draw per depth. ``out``: ``(2**levels, m)``; ``z``: scratch ``>= 2**(levels-1) m``."""
     for c in range(m):
         out[0, c] = inc[c]
+    one_half = sds.dtype.type(0.5)
     for level in range(levels):
         shift = levels - level  # a node of this level spans 2**shift leaves
         k_lo = lo >> shift
@@ -199,7 +222,7 @@ def fill_increments(keys, sds, depth, g, levels, lo, hi, path, m, inc, out, z):
             left_row = out[k << shift]
             right_row = out[(k << shift) + half]
             for c in range(m):
-                parent = 0.5 * left_row[c]
+                parent = one_half * left_row[c]
                 right_row[c] = parent - s * zk[c]
                 left_row[c] = parent + s * zk[c]
 

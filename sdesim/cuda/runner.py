@@ -91,7 +91,7 @@ def _explain(msg):
 
 
 def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=None, dtype="float64",
-          save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
+          brownian_dtype=None, save_brownian=False, brownian_dt=None, levy_substeps=None, reduce=False,
           functional=None, functional_dim=None, on_nonfinite="raise", progress=False,
           n_threads=None, threads_per_block=None, grid_threads=None, debug=None):
     """:func:`sdesim.solve` on a CUDA GPU (same arguments, same :class:`~sdesim.Solution`).
@@ -109,7 +109,7 @@ def solve(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=None, 
         raise GPUUnsupportedError("levy_substeps applies to Milstein with general noise, which device='cuda' "
                                   "does not run; use device='cpu'")
     plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
-                     save_brownian=save_brownian, brownian_dt=brownian_dt, reduce=reduce,
+                     brownian_dtype=brownian_dtype, save_brownian=save_brownian, brownian_dt=brownian_dt, reduce=reduce,
                      functional=functional, functional_dim=functional_dim, on_nonfinite=on_nonfinite,
                      n_threads=n_threads, debug=debug)
     return run_cuda(plan, threads_per_block=threads_per_block, grid_threads=grid_threads)
@@ -122,6 +122,9 @@ def run_cuda(plan, *, progress=False, threads_per_block=None, grid_threads=None)
         raise GPUUnsupportedError("debug mode (bounds-checked user functions) runs on device='cpu' only")
     if any(plan.args_mask):
         raise GPUUnsupportedError("per-path args (sdesim.per_path) run on device='cpu' only")
+    if plan.brownian.dtype != np.float64:
+        raise GPUUnsupportedError("a float32 Brownian path (brownian_dtype='float32') runs on device='cpu' only; "
+                                  "the GPU reads the float64 path (in either state dtype)")
     sde, solver, method, dtype, ts, dt = plan.sde, plan.solver, plan.method, plan.dtype, plan.ts, plan.dt
     y0s, n_paths, reduce, functional = plan.y0s, plan.n_paths, plan.reduce, plan.functional
     save_brownian, bm, depth = plan.save_brownian, plan.brownian, plan.step_depth

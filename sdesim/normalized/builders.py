@@ -135,15 +135,15 @@ def _sgd_functions(model):
 
     @nb.njit(inline="always")
     def drift(t, y, args, out):
-        eta = schedule_value(t, args.lr_times, args.lr_values)
-        lam = schedule_value(t, args.wd_times, args.wd_values)
+        eta = y.dtype.type(schedule_value(t, args.lr_times, args.lr_values))
+        lam = y.dtype.type(schedule_value(t, args.wd_times, args.wd_values))
         grad(y, args.params, out)
         for i in range(d):
             out[i] = -eta * (out[i] + lam * y[i])
 
     @nb.njit(inline="always")
     def diffusion(t, y, args, out):
-        eta = schedule_value(t, args.lr_times, args.lr_values)
+        eta = y.dtype.type(schedule_value(t, args.lr_times, args.lr_values))
         factor(y, args.params, out)
         for i in range(d):
             for j in range(n):
@@ -151,7 +151,7 @@ def _sgd_functions(model):
 
     @nb.njit(inline="always")
     def noise_product(t, y, args, dB, out):
-        eta = schedule_value(t, args.lr_times, args.lr_values)
+        eta = y.dtype.type(schedule_value(t, args.lr_times, args.lr_values))
         product(y, args.params, dB, out)
         for i in range(d):
             out[i] *= eta
@@ -168,8 +168,8 @@ def _sgd_functions(model):
     @nb.njit(inline="always")
     def drift_and_noise(t, y, args, dB, a, gdw):
         # one schedule lookup per rate per step (each lookup reads arrays out of args)
-        eta = schedule_value(t, args.lr_times, args.lr_values)
-        lam = schedule_value(t, args.wd_times, args.wd_values)
+        eta = y.dtype.type(schedule_value(t, args.lr_times, args.lr_values))
+        lam = y.dtype.type(schedule_value(t, args.wd_times, args.wd_values))
         fused(y, args.params, dB, a, gdw)
         for i in range(d):
             a[i] = -eta * (a[i] + lam * y[i])
@@ -206,8 +206,8 @@ def _polar_functions(model, project):
 
     @nb.njit(fastmath=False)
     def drift(t, y, args, out):
-        eta = schedule_value(t, args.lr_times, args.lr_values)
-        lam = schedule_value(t, args.wd_times, args.wd_values)
+        eta = y.dtype.type(schedule_value(t, args.lr_times, args.lr_values))
+        lam = y.dtype.type(schedule_value(t, args.wd_times, args.wd_values))
         wb = y[:d]
         tr = np.empty(k)
         trace(wb, args.params, tr)

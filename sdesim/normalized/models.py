@@ -23,6 +23,7 @@ import numba as nb
 import numpy as np
 
 from ._checks import check_int, check_point, check_real
+from .precision import in_precision_of
 
 __all__ = ["SphereModel", "SphereParams", "group_norms", "normalize_groups"]
 
@@ -30,8 +31,9 @@ __all__ = ["SphereModel", "SphereParams", "group_norms", "normalize_groups"]
 class SphereParams(NamedTuple):
     """What the sphere model's compiled kernels read (``SphereModel.params``)."""
 
-    H: np.ndarray  #: the ``(d, d)`` symmetric Hessian of the quadratic loss; shape ``(0, 0)`` for a flat loss
-    s: float       #: the noise scale
+    H: np.ndarray    #: the ``(d, d)`` symmetric Hessian of the quadratic loss; shape ``(0, 0)`` for a flat loss
+    s: float         #: the noise scale
+    H32: np.ndarray  #: ``H`` in float32, read by float32 solves (their products run in float32)
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -82,7 +84,7 @@ def group_norms(w, offsets):
 
 @nb.njit(inline="always", cache=True)
 def _norm(w):
-    acc = 0.0
+    acc = w.dtype.type(0.0)  # (the sphere's kernels compute in the state's precision)
     for i in range(w.size):
         acc += w[i] * w[i]
     return np.sqrt(acc)
@@ -91,16 +93,16 @@ def _norm(w):
 @nb.njit(inline="always", cache=True)
 def _sphere_grad(w, params, out):
     """grad of L(w) = 1/2 wbar^T H wbar: (1/|w|) (I - wbar wbar^T) H wbar."""
-    H = params.H
+    H = in_precision_of(w, params.H, params.H32)
     d = w.size
     r = _norm(w)
     if H.shape[0] == 0:
         for i in range(d):
             out[i] = 0.0
         return
-    proj = 0.0
+    proj = w.dtype.type(0.0)
     for i in range(d):
-        acc = 0.0
+        acc = w.dtype.type(0.0)
         for j in range(d):
             acc += H[i, j] * w[j]
         out[i] = acc / r
@@ -131,9 +133,9 @@ def _sphere_loss(w, params):
 @nb.njit(inline="always", cache=True)
 def _sphere_noise_product(w, params, dB, out):
     """S(w) dB with S = (s / |w|) (I - wbar wbar^T)  (a projector, so S S^T = Sigma)."""
-    s = params.s
+    s = w.dtype.type(params.s)
     r = _norm(w)
-    dot = 0.0
+    dot = w.dtype.type(0.0)
     for i in range(w.size):
         dot += w[i] * dB[i]
     for i in range(w.size):
@@ -190,7 +192,7 @@ class SphereModel:
         self.d = check_int(d, "d", minimum=2)
         self.s = check_real(s, "s", positive=True)
         self.H = np.zeros((0, 0)) if H is None else _check_H(H, self.d)
-        self.params = SphereParams(self.H, float(self.s))
+        self.params = SphereParams(self.H, float(self.s), self.H.astype(np.float32))
         self.grad_kernel = _sphere_grad
         self.noise_product_kernel = _sphere_noise_product
         self.noise_trace_kernel = _sphere_noise_trace

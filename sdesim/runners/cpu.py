@@ -28,15 +28,16 @@ def run_cpu(plan, *, progress=False):
     # e.g. the same model with other rates, reuses the kernel), else by the functions themselves
     key = (sde.fingerprint() or sde.kernel_key(), plan.method, store, plan.save_brownian,
            fingerprint(plan.functional) or plan.functional, plan.dtype, plan.args_mask,
-           fingerprint(plan.event) or plan.event, plan.stop_at_event)
+           fingerprint(plan.event) or plan.event, plan.stop_at_event, plan.brownian.dtype.name)
     compile_s, source = 0.0, "memory"
     if key not in _KERNELS:
         t_c = time.perf_counter()
         kernel = build_kernel(sde, plan.solver, dtype=plan.dtype, store=store, save_w=plan.save_brownian,
                               functional=plan.functional, n_functional=plan.functional_dim,
-                              per_path=plan.args_mask, event=plan.event, stop_at_event=plan.stop_at_event)
+                              per_path=plan.args_mask, event=plan.event, stop_at_event=plan.stop_at_event,
+                              brownian_dtype=plan.brownian.dtype)
         options = (plan.solver, plan.method, store, plan.save_brownian, plan.functional, plan.functional_dim,
-                   np.dtype(plan.dtype).str, plan.args_mask, plan.event, plan.stop_at_event)
+                   np.dtype(plan.dtype).str, plan.args_mask, plan.event, plan.stop_at_event, plan.brownian.dtype.str)
         what = f"the {plan.method} kernel of {sde.name!r} ({np.dtype(plan.dtype).name})"
         use_disk_cache(kernel, "solve", (sde.kernel_key(), options), what)
         _run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles (or loads from the disk cache)
@@ -93,7 +94,7 @@ def _run(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
     fixed = (y0s, np.int64(path0), np.int64(n_paths), np.int64(plan.g0), float(plan.x0), np.int64(x0_leaf),
              np.int64(x0_index), float(x0_frac), float(plan.dt), np.int64(n_steps), np.int64(plan.step_depth),
              np.int64(plan.levy_levels), plan.save_step, plan.save_pos, *plan.save_leaf, plan.ts, bm.keys, bm.sds,
-             float(bm.top_sd), plan.args,
+             bm.top_sd, plan.args,
              ys, ws, fail_q, acc_n, acc_mean, acc_m2, event_t, np.int64(chunk), stop)
     with blas_single_thread():  # user functions calling np.dot must not start a BLAS team per thread
         run_ranges(lambda lo, hi: kernel(*fixed, np.int64(lo), np.int64(hi)), n_chunks, n_threads, stop,

@@ -115,10 +115,10 @@ def _crossing(t0, t1, v0, v1):
     return t0 + (t1 - t0) * (-v0 / (v1 - v0))
 
 
-def _make_increment_as_dtype(dtype):
-    """``increment_as_dtype(w_rel, dW)``: the float64 Brownian increment in the solve's dtype
-    (``w_rel`` itself in float64, else copied into ``dW``)."""
-    if np.dtype(dtype) == np.float64:
+def _make_increment_as_dtype(dtype, brownian_dtype):
+    """``increment_as_dtype(w_rel, dW)``: the Brownian increment (in the path's precision) in the
+    solve's dtype (``w_rel`` itself when they agree, else copied into ``dW``)."""
+    if np.dtype(dtype) == np.dtype(brownian_dtype):
         @nb.njit(inline="always")
         def increment_as_dtype(w_rel, dW):
             return w_rel
@@ -300,8 +300,9 @@ def _walk_mode(K, D, x0, save_pos, areas, m):
 
 
 def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=(),
-                 event=None, stop_at_event=False):
-    """Compile the kernel for ``sde`` and ``solver``.
+                 event=None, stop_at_event=False, brownian_dtype="float64"):
+    """Compile the kernel for ``sde`` and ``solver``, the state in ``dtype``, the Brownian path's
+    normals and tree in ``brownian_dtype`` (its ``sds``/``top_sd`` arguments of that dtype).
 
     ``store=True``: every path is written to ``ys[save, path, :]``. ``store=False``: each
     chunk of paths reduces ``functional(t, y, args, out)`` (default: the state) to count,
@@ -317,12 +318,13 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     time_area = solver.needs_space_time_area(sde.noise)
     n_f = dim if functional is None else n_functional
     dt_ = np.dtype(dtype).type
+    bt_ = np.dtype(brownian_dtype).type
     project = sde.projection if sde.projection is not None else _no_projection
     area_shape = solver.area_shape(sde)  # Levy areas (n, n) or space-time areas (1, noise_dim)
     select = _make_select(tuple(per_path))
     has_event = event is not None
     event_fn = _jit(event) if has_event else _no_event
-    increment_as_dtype = _make_increment_as_dtype(dtype)
+    increment_as_dtype = _make_increment_as_dtype(dtype, brownian_dtype)
     record = _make_record(dim, m, store, save_w, _identity if functional is None else _jit(functional), n_f)
     advance = _make_advance(general_area, time_area)
     move = _make_move(solver.make_step(sde), project, sde.projection is not None, event_fn, has_event, stop_at_event)
@@ -347,9 +349,9 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                    np.empty(m, dt_), np.zeros(area_shape, dt_), np.empty(n_f, dt_))
             y, y_new, work, dW, area, fval = borrowed(own)
             z_size = max(1, n_buf >> 1, 1 << B) * m + 2
-            own64 = (np.empty((n_buf + 1, m)), np.empty(z_size), np.zeros(m), np.zeros(m),
-                     np.empty(m), np.empty(m), np.empty(m), np.empty((max(walk_depth, 0) + 1, m)), np.empty(m),
-                     np.empty((1 << B, m)))
+            own64 = (np.empty((n_buf + 1, m), bt_), np.empty(z_size, bt_), np.zeros(m, bt_), np.zeros(m, bt_),
+                     np.empty(m, bt_), np.empty(m, bt_), np.empty(m, bt_), np.empty((max(walk_depth, 0) + 1, m), bt_),
+                     np.empty(m, bt_), np.empty((1 << B, m), bt_))
             # w_cell: W at the start of the current step (relative to ts[0]); w_rel: W now, relative to it
             buf, z, w_cell, w_rel, w_to, wl, wr, stack, inc, block = borrowed(own64)
             for p in range(ch * chunk, min(n_paths, (ch + 1) * chunk)):

@@ -60,8 +60,9 @@ def _make_product_step(sde):
             a = work[:dim]
             gdw = work[dim:2 * dim]
             both(t, y, args, dW, a, gdw)
+            hs = y.dtype.type(h)  # (the update in the state's precision)
             for i in range(dim):
-                y_out[i] = y[i] + a[i] * h + gdw[i]
+                y_out[i] = y[i] + a[i] * hs + gdw[i]
 
         return fused_step
 
@@ -71,7 +72,8 @@ def _make_product_step(sde):
         gdw = work[dim:2 * dim]
         drift(t, y, args, a)
         product(t, y, args, dW, gdw)
+        hs = y.dtype.type(h)
         for i in range(dim):
-            y_out[i] = y[i] + a[i] * h + gdw[i]
+            y_out[i] = y[i] + a[i] * hs + gdw[i]
 
     return step
