@@ -13,7 +13,8 @@ sdesim's path is; ``tol = dt / 2``). XLA uses every core; sdesim runs on as many
 (jit) time and sdesim's kernel compile are excluded (a warm-up run first). Per row: paths x steps
 per second (the best of ``--repeats`` runs with new seeds), the ratio sdesim / diffrax, and the
 agreement of the final ensembles (z-scores of mean and variance of |W_T| and eta_eff = eta / |W_T|^2,
-KS p-value of |W_T|) between sdesim and diffrax-Unsafe.
+KS p-value of |W_T|) between sdesim and diffrax-Unsafe. sdesim's float32 rows are native float32
+(``brownian_dtype="float32"``: the float32 Brownian path, as diffrax draws float32 normals there).
 
     pip install "sdesim[jax]"      # jax, diffrax, lineax (not needed by the tests)
     python benchmarks/bench_vs_diffrax.py [--quick] [--out benchmarks/results/bench_vs_diffrax]
@@ -86,7 +87,7 @@ def run_diffrax(fn, n_paths, w0, seed, dtype):
 def run_sdesim(sde, n_paths, w0, n_steps, seed, dtype, threads):
     t = time.perf_counter()
     sol = sdesim.solve(sde, w0, [0.0, float(n_steps)], dt=1.0, n_paths=n_paths, seed=seed, dtype=dtype,
-                       n_threads=threads)
+                       brownian_dtype=dtype, n_threads=threads)
     return time.perf_counter() - t, sol.ys[-1].astype(np.float64)
 
 

@@ -14,6 +14,9 @@ several times slower per path, 5e7 on CUDA), a fused matrix-free
 and per row the faster of 1 and all torch threads (picked in the warm-up; on shared cores torch's
 OpenMP team can be several times slower than one thread).
 
+sdesim's float32 rows are native float32 (``brownian_dtype="float32"``: normals, tree and model in
+float32, as torchsde's float32 draws float32 normals).
+
 Per row: paths x steps per second for each library (median of ``--repeats`` timed samples,
 alternating which library goes first; a sample is one run, or several back-to-back runs with new
 seeds where one run is shorter than ``--min-sample-s``, the same rule for both libraries),
@@ -131,7 +134,7 @@ class Row:
         with PeakRSS() as mem:
             t = time.perf_counter()
             sol = sdesim.solve(self.prob.sde, self.w0, ts, dt=1.0, n_paths=n_paths, seed=seed,
-                               dtype=self.dtype, n_threads=self.n_threads)
+                               dtype=self.dtype, brownian_dtype=self.dtype, n_threads=self.n_threads)
             el = time.perf_counter() - t
         norms = np.linalg.norm(sol.ys[-1], axis=-1).astype(np.float64)
         compile_s = sol.stats["compile_s"]
