@@ -44,14 +44,13 @@ import concurrent.futures
 import contextlib
 import os
 import queue
-import signal
-import threading
 import time
 import traceback
 import uuid
 from collections import deque
 
 
+from ..runners.interrupts import sigint_deferred
 from ._io import OutputError, probe_output_dir, write_json_atomic
 from .config import check_sweep, expand_sweep, load_toml, point_hash
 from .sweep_cluster import (_kill_local_workers, _probe_scheduler, _quiet_distributed, _start_local_cluster,
@@ -84,25 +83,6 @@ def _compute(spec):
     meta["worker_pid"] = os.getpid()
     meta["versions"] = _versions()
     return arrays, meta
-
-
-@contextlib.contextmanager
-def _sigint_deferred():
-    """Hold Ctrl-C while a point's .npz and JSON are written (both or neither), then raise it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got = []
-    old = signal.signal(signal.SIGINT, lambda *a: got.append(a))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-        if got and old != signal.SIG_IGN:
-            if callable(old):
-                old(*got[0])
-            else:
-                raise KeyboardInterrupt
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,13 +296,13 @@ class _Sweep:
         except Exception as exc:  # noqa: BLE001 - it raised, or its worker died (KilledWorker)
             tb = fut.traceback()
             tb = "".join(traceback.format_tb(tb)) if tb is not None else ""
-            with _sigint_deferred():
+            with sigint_deferred():
                 _record_error(results, h, p, exc, tb, run_id)
                 _release(results, h, run_id)
             stats["failed"] += 1
             self.say(f"point {h} failed: {type(exc).__name__}: {exc}".splitlines()[0])
         else:
-            with _sigint_deferred():
+            with sigint_deferred():
                 _record_ok(results, h, p, arrays, meta, run_id)
                 _release(results, h, run_id)
             stats["ok"] += 1

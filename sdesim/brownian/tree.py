@@ -98,9 +98,12 @@ def _node_start(i, m):
 
 
 def draw_normals(k0, k1, tag, start, count, cell, path, out):
-    """Compiled only: the normals ``start .. start + count - 1`` into ``out[:count]``, in ``out``'s
-    precision: :func:`~sdesim.brownian.rng.normals_range` for float64, the float32 stream of
-    :func:`~sdesim.brownian.rng32.normals_range32` (four per Philox call) for float32."""
+    """The normals ``start .. start + count - 1`` into ``out[:count]``, in ``out``'s precision:
+    :func:`~sdesim.brownian.rng.normals_range` for float64, the float32 stream of
+    :func:`~sdesim.brownian.rng32.normals_range32` (four per Philox call) for float32 (chosen at
+    compile time by the overload below; this body serves interpreted runs)."""
+    draw = normals_range32 if out.dtype == np.float32 else normals_range
+    draw(k0, k1, tag, start, count, cell, path, out)
 
 
 @overload(draw_normals, jit_options={"fastmath": False, "error_model": "numpy"})

@@ -13,6 +13,7 @@ from ._checks import check_bool, check_int, check_real
 from ._fastexp import exp_nonpositive
 from .data import check_dataset
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
+from .precision import in_precision_of
 
 __all__ = ["NormalizedLinearClassifier", "ClassifierParams"]
 
@@ -68,22 +69,11 @@ def _raw_weighted(wn, params, c):
     return (np.dot(X.T, R) * scale).ravel()
 
 
-def _data_matrix(like, params):
-    """``X`` in the GEMM precision of a state ``like``: ``params.X32`` (float32) or ``params.X``."""
-
-
-@nb.extending.overload(_data_matrix)
-def _data_matrix_impl(like, params):
-    if like.dtype == nb.types.float32:  # a float32 solve: single-precision GEMMs (2x the SIMD lanes)
-        return lambda like, params: params.X32
-    return lambda like, params: params.X
-
-
 @nb.njit(cache=True, fastmath=False)
 def _raw_weighted_pair(wn, params, c0, c1, like):
     """``(sum_i c0_i M_i, sum_i c1_i M_i)`` from one forward pass and one GEMM, both GEMMs in the
     precision of the state ``like`` (float32 or float64; softmax and weights in float64)."""
-    X, Y, scale = _data_matrix(like, params), params.Y, params.scale
+    X, Y, scale = in_precision_of(like, params.X, params.X32), params.Y, params.scale
     n, K = X.shape[0], Y.shape[1]
     R = softmax_residual(_logits(wn.astype(X.dtype), params, X), Y)
     A = np.dot(X.T, paired_weights(R, c0, c1, np.empty((n, 2 * K), X.dtype))) * scale  # (p, 2K)

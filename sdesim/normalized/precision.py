@@ -7,12 +7,15 @@ is unchanged.
 """
 
 import numba as nb
+import numpy as np
 
 __all__ = ["in_precision_of"]
 
 
 def in_precision_of(like, a64, a32):
-    """Compiled only: ``a32`` when the array ``like`` is float32, else ``a64``."""
+    """``a32`` when the array ``like`` is float32, else ``a64`` (in compiled code chosen at compile
+    time by the overload below; this body serves interpreted runs, e.g. the CUDA simulator)."""
+    return a32 if like.dtype == np.float32 else a64
 
 
 @nb.extending.overload(in_precision_of)

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..brownian.rng import seed_to_key
 from ..plan import check_y0 as _check_y0
+from ..runners.interrupts import sigint_deferred
 from ..runners.threads import QUICK_WORK, blas_single_thread, new_stop_flag, run_ranges
 from ._checks import check_bool, check_groups, check_int
 from .schedules import Schedule, as_schedule
@@ -203,7 +204,8 @@ def run_sgd(model, lr, wd, w0, record_steps, *, n_runs=None, seed=0, momentum=0.
              new_stop_flag())
 
     t_c = time.perf_counter()
-    kernel(*fixed, np.int64(0), np.int64(0))  # compiles for these types (no run is made)
+    with sigint_deferred():  # (a Ctrl-C inside the compiler's callbacks is not lost)
+        kernel(*fixed, np.int64(0), np.int64(0))  # compiles for these types (no run is made)
     compile_s = time.perf_counter() - t_c
     t_r = time.perf_counter()
     _run_parallel(kernel, fixed, R, int(n_threads), progress, _work(model, kind, R, int(rec[-1]) * l, T, do_eval))

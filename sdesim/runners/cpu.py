@@ -9,6 +9,7 @@ from ..caching import fingerprint, loaded_from_disk, use_disk_cache
 from ..solution import Solution
 from .kernel import CHUNK, build_kernel
 from .results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
+from .interrupts import sigint_deferred
 from .threads import QUICK_WORK, blas_single_thread, new_stop_flag, run_ranges
 
 __all__ = ["run_cpu", "REDUCE_BLOCK"]
@@ -31,18 +32,20 @@ def run_cpu(plan, *, progress=False):
            fingerprint(plan.event) or plan.event, plan.stop_at_event, plan.brownian.dtype.name)
     compile_s, source = 0.0, "memory"
     if key not in _KERNELS:
-        t_c = time.perf_counter()
-        kernel = build_kernel(sde, plan.solver, dtype=plan.dtype, store=store, save_w=plan.save_brownian,
-                              functional=plan.functional, n_functional=plan.functional_dim,
-                              per_path=plan.args_mask, event=plan.event, stop_at_event=plan.stop_at_event,
-                              brownian_dtype=plan.brownian.dtype)
-        options = (plan.solver, plan.method, store, plan.save_brownian, plan.functional, plan.functional_dim,
-                   np.dtype(plan.dtype).str, plan.args_mask, plan.event, plan.stop_at_event, plan.brownian.dtype.str)
-        what = f"the {plan.method} kernel of {sde.name!r} ({np.dtype(plan.dtype).name})"
-        use_disk_cache(kernel, "solve", (sde.kernel_key(), options), what)
-        _run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles (or loads from the disk cache)
-        _KERNELS[key] = kernel
-        compile_s = time.perf_counter() - t_c
+        with sigint_deferred():  # (a Ctrl-C inside the compiler's callbacks is not lost)
+            t_c = time.perf_counter()
+            kernel = build_kernel(sde, plan.solver, dtype=plan.dtype, store=store, save_w=plan.save_brownian,
+                                  functional=plan.functional, n_functional=plan.functional_dim,
+                                  per_path=plan.args_mask, event=plan.event, stop_at_event=plan.stop_at_event,
+                                  brownian_dtype=plan.brownian.dtype)
+            options = (plan.solver, plan.method, store, plan.save_brownian, plan.functional, plan.functional_dim,
+                       np.dtype(plan.dtype).str, plan.args_mask, plan.event, plan.stop_at_event,
+                       plan.brownian.dtype.str)
+            what = f"the {plan.method} kernel of {sde.name!r} ({np.dtype(plan.dtype).name})"
+            use_disk_cache(kernel, "solve", (sde.kernel_key(), options), what)
+            _run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles (or loads from the disk cache)
+            _KERNELS[key] = kernel
+            compile_s = time.perf_counter() - t_c
         source = "disk" if loaded_from_disk(kernel) else "compiled"
     kernel = _KERNELS[key]
 

@@ -317,8 +317,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     general_area = solver.needs_levy_area(sde.noise)
     time_area = solver.needs_space_time_area(sde.noise)
     n_f = dim if functional is None else n_functional
-    dt_ = np.dtype(dtype).type
-    bt_ = np.dtype(brownian_dtype).type
+    dt_, bt_ = np.dtype(dtype).type, np.dtype(brownian_dtype).type
     project = sde.projection if sde.projection is not None else _no_projection
     area_shape = solver.area_shape(sde)  # Levy areas (n, n) or space-time areas (1, noise_dim)
     select = _make_select(tuple(per_path))
@@ -333,9 +332,7 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
     def kernel(y0s, path0, n_paths, g0, x0, x0_leaf, x0_index, x0_frac, dt, n_steps, D, K, save_step, save_pos,
                save_leaf, save_index, save_frac, save_t,
                keys, sds, top_sd, args, ys, ws, fail_q, acc_n, acc_mean, acc_m2, event_t, chunk, stop, ch_lo, ch_hi):
-        n_buf = 1 << K
-        n_save = save_step.size
-        n_chunks = (n_paths + chunk - 1) // chunk
+        n_buf, n_save, n_chunks = 1 << K, save_step.size, (n_paths + chunk - 1) // chunk
         per_path_y0 = y0s.shape[0] > 1
         coarse = D < 0  # a step spans 2**-D independent top nodes
         span = 1 << max(0, -D)
@@ -349,11 +346,11 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                    np.empty(m, dt_), np.zeros(area_shape, dt_), np.empty(n_f, dt_))
             y, y_new, work, dW, area, fval = borrowed(own)
             z_size = max(1, n_buf >> 1, 1 << B) * m + 2
-            own64 = (np.empty((n_buf + 1, m), bt_), np.empty(z_size, bt_), np.zeros(m, bt_), np.zeros(m, bt_),
+            own_bm = (np.empty((n_buf + 1, m), bt_), np.empty(z_size, bt_), np.zeros(m, bt_), np.zeros(m, bt_),
                      np.empty(m, bt_), np.empty(m, bt_), np.empty(m, bt_), np.empty((max(walk_depth, 0) + 1, m), bt_),
                      np.empty(m, bt_), np.empty((1 << B, m), bt_))
             # w_cell: W at the start of the current step (relative to ts[0]); w_rel: W now, relative to it
-            buf, z, w_cell, w_rel, w_to, wl, wr, stack, inc, block = borrowed(own64)
+            buf, z, w_cell, w_rel, w_to, wl, wr, stack, inc, block = borrowed(own_bm)
             for p in range(ch * chunk, min(n_paths, (ch + 1) * chunk)):
                 if stop[0] != 0:  # Ctrl-C (sdesim.runners.threads): the results are not used
                     return
@@ -418,6 +415,6 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                     for qq in range(fail_q[p] if failed else q, n_save):
                         for i in range(dim):
                             ys[qq, p, i] = np.nan
-            keep_alive(own, own64)
+            keep_alive(own, own_bm)
 
     return kernel

@@ -1,0 +1,40 @@
+"""Ctrl-C held over a critical stretch and delivered at its end, never lost.
+
+Two stretches need it. Writing a result's files (both or neither). And compiling: Numba compiles
+through llvmlite, which calls back into Python from C (ctypes) while it builds and caches code; a
+``KeyboardInterrupt`` raised inside such a callback is printed ("Exception ignored on calling
+ctypes callback function") and dropped, so a Ctrl-C that lands there was lost and the solve then
+ran to its end. Inside :func:`sigint_deferred`, SIGINT only records itself; on leaving, the
+handler that was in place runs (Python's default raises ``KeyboardInterrupt``). Compiling takes
+seconds at most, so that is the longest a Ctrl-C waits. Off the main thread (where signals are
+not delivered) and where SIGINT is ignored, nothing changes.
+"""
+
+import contextlib
+import signal
+import threading
+
+__all__ = ["sigint_deferred"]
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Hold SIGINT inside the ``with`` block; deliver it (once) when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.getsignal(signal.SIGINT)
+    if old == signal.SIG_IGN or old is None:  # (None: a handler not installed from Python)
+        yield
+        return
+    got = []
+    signal.signal(signal.SIGINT, lambda *a: got.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got:
+            if callable(old):
+                old(*got[0])
+            else:  # SIG_DFL: what Python's default would do
+                raise KeyboardInterrupt
