@@ -77,10 +77,14 @@ def sgd_sde(model, lr, wd):
     """
     check_model(model, "sgd_sde")
     args = _schedule_args(model, lr, wd)
-    drift, diffusion, product, both = _cached(model, "sgd", lambda: _sgd_functions(model))
-    return SDE(drift, diffusion, dim=model.d, noise_dim=model.noise_dim, noise="general",
-               args=args, diffusion_product=product, drift_and_product=both,
-               state_check=_full_state_check(model), name=f"sgd_sde({model!r})")
+    drift, diffusion, product, both, block = _cached(model, "sgd", lambda: _sgd_functions(model))
+    sde = SDE(drift, diffusion, dim=model.d, noise_dim=model.noise_dim, noise="general",
+              args=args, diffusion_product=product, drift_and_product=both,
+              state_check=_full_state_check(model), name=f"sgd_sde({model!r})")
+    # models with a block form (the classifier): Euler advances blocks of paths with one GEMM per
+    # pass (sdesim.runners.block_kernel); None: one path at a time
+    sde.drift_and_product_block = block
+    return sde
 
 
 def _full_state_check(model):
@@ -175,7 +179,28 @@ def _sgd_functions(model):
             a[i] = -eta * (a[i] + lam * y[i])
             gdw[i] *= eta
 
-    return drift, diffusion, noise_product, drift_and_noise
+    return drift, diffusion, noise_product, drift_and_noise, _block_function(model)
+
+
+def _block_function(model):
+    """``drift_and_noise`` for a block of paths (rows of ``Y``, ``dB``, ``A``, ``G``) from the model's
+    ``grad_and_noise_product_block_kernel``; None for models without one."""
+    block_kernel = getattr(model, "grad_and_noise_product_block_kernel", None)
+    if block_kernel is None:
+        return None
+    d = model.d
+
+    @nb.njit(fastmath=False)
+    def drift_and_noise_block(t, Y, args, dB, A, G):
+        eta = Y.dtype.type(schedule_value(t, args.lr_times, args.lr_values))
+        lam = Y.dtype.type(schedule_value(t, args.wd_times, args.wd_values))
+        block_kernel(Y, args.params, dB, A, G)
+        for q in range(Y.shape[0]):
+            for i in range(d):
+                A[q, i] = -eta * (A[q, i] + lam * Y[q, i])
+                G[q, i] *= eta
+
+    return drift_and_noise_block
 
 
 def polar_sde(model, lr, wd, *, project=False):

@@ -41,15 +41,17 @@ def softmax_residual(Z, Y):
             zmax = max(zmax, Z[i, k])
         for k in range(K):
             R[i, k] = Z[i, k] - zmax
-    flat = R.reshape(n * K)
-    exp_nonpositive(flat, flat)  # vectorised exp: the softmax was a quarter of a path-step
+    E = np.empty((n, K))
+    # vectorised exp (the softmax was a quarter of a path-step); not in place: an aliased output
+    # makes the compiler's overlap check send the loop to its scalar version (3x slower)
+    exp_nonpositive(R.reshape(n * K), E.reshape(n * K))
     for i in range(n):
         total = 0.0
         for k in range(K):
-            total += R[i, k]
+            total += E[i, k]
         inv = 1.0 / total
         for k in range(K):
-            R[i, k] = R[i, k] * inv - Y[i, k]
+            R[i, k] = E[i, k] * inv - Y[i, k]
     return R
 
 
@@ -78,6 +80,60 @@ def _raw_weighted_pair(wn, params, c0, c1, like):
     R = softmax_residual(_logits(wn.astype(X.dtype), params, X), Y)
     A = np.dot(X.T, paired_weights(R, c0, c1, np.empty((n, 2 * K), X.dtype))) * scale  # (p, 2K)
     return np.ascontiguousarray(A[:, :K]).ravel(), np.ascontiguousarray(A[:, K:]).ravel()
+
+
+@nb.njit(cache=True, fastmath=False)
+def _raw_weighted_pair_block(WN, params, c0, C1, like):
+    """:func:`_raw_weighted_pair` for a block of ``P`` paths (rows of ``WN``, ``(P, d)``, and of
+    ``C1``, ``(P, n)``; ``c0`` shared): the logits of all paths from one GEMM ``X (p, P K)``, the
+    weighted residuals of all paths side by side, ``(n, 2 K P)``, and one GEMM ``X^T`` by them.
+    A path's results depend on its own column blocks only. -> ``(G, S)``, each ``(P, d)``."""
+    X, Y, scale = in_precision_of(like, params.X, params.X32), params.Y, params.scale
+    n, p = X.shape
+    K, P = Y.shape[1], WN.shape[0]
+    # columns k-major (column k P + q: class k of path q), so that the softmax runs over paths on SIMD lanes
+    Wcat = np.empty((p, K * P), X.dtype)
+    for q in range(P):
+        for i in range(p):
+            for k in range(K):
+                Wcat[i, k * P + q] = WN[q, i * K + k]
+    Z = np.dot(X, Wcat)  # (n, K P): the logits of every path (before the scale)
+    C1T = np.ascontiguousarray(C1.T)
+    R2 = np.empty((n, 2 * K * P), X.dtype)  # [R c0 | R c1] of every path, k-major
+    zmax, shifted, ex, inv = np.empty(P), np.empty(K * P), np.empty(K * P), np.empty(P)
+    for i in range(n):  # row by row: the softmax residual of every path (softmax_residual's steps)
+        zi = Z[i]
+        for q in range(P):
+            zmax[q] = zi[q]
+        for k in range(1, K):
+            for q in range(P):
+                zmax[q] = max(zmax[q], zi[k * P + q])
+        for k in range(K):
+            for q in range(P):
+                shifted[k * P + q] = (zi[k * P + q] - zmax[q]) * scale
+        exp_nonpositive(shifted, ex)  # (not in place: an aliased output keeps the loop off SIMD lanes)
+        for q in range(P):
+            inv[q] = 0.0
+        for k in range(K):
+            for q in range(P):
+                inv[q] += ex[k * P + q]
+        for q in range(P):
+            inv[q] = 1.0 / inv[q]
+        ri, yi, ci, c1 = R2[i], Y[i], c0[i], C1T[i]
+        for k in range(K):
+            for q in range(P):
+                r = ex[k * P + q] * inv[q] - yi[k]
+                ri[k * P + q] = r * ci
+                ri[(K + k) * P + q] = r * c1[q]
+    A = np.dot(X.T, R2) * scale  # (p, 2 K P)
+    G = np.empty((P, p * K))
+    S = np.empty((P, p * K))
+    for q in range(P):
+        for i in range(p):
+            for k in range(K):
+                G[q, i * K + k] = A[i, k * P + q]
+                S[q, i * K + k] = A[i, (K + k) * P + q]
+    return G, S
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -129,7 +185,7 @@ def _raw_subset(wn, params, idx, c):
     return np.dot(Xb.T, R).ravel()
 
 
-_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair)
+_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair, _raw_weighted_pair_block)
 _MINIBATCH_KERNEL = make_minibatch_kernel(_raw_subset)
 
 
@@ -164,8 +220,8 @@ class NormalizedLinearClassifier(DataModel):
         Y[np.arange(data.n), data.y] = 1.0
         self.params = ClassifierParams(self.group_offsets, float(f), float(self.scale), data.X, Y,
                                        np.einsum("ij,ij->i", data.X, data.X), data.X.astype(np.float32))
-        (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
-         self.noise_trace_kernel, self.grad_and_noise_product_kernel) = _KERNELS
+        (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel, self.noise_trace_kernel,
+         self.grad_and_noise_product_kernel, self.grad_and_noise_product_block_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
         self.raw_subset, self.minibatch_grad_kernel = _raw_subset, _MINIBATCH_KERNEL
 

@@ -74,10 +74,13 @@ def paired_weights(Q, c0, c1, out):
     return out
 
 
-def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair):
-    """Build ``(grad, noise_product, noise_factor, noise_trace, grad_and_noise_product)`` kernels
-    from a model's primitives (``raw_weighted_pair(wn, params, c0, c1, like)`` gives two weighted
-    sums from one forward pass; ``like`` is the state, whose dtype a model may compute in)."""
+def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair, raw_weighted_pair_block=None):
+    """Build ``(grad, noise_product, noise_factor, noise_trace, grad_and_noise_product,
+    grad_and_noise_product_block)`` kernels from a model's primitives (``raw_weighted_pair(wn,
+    params, c0, c1, like)`` gives two weighted sums from one forward pass; ``like`` is the state,
+    whose dtype a model may compute in). ``raw_weighted_pair_block(WN, params, c0, C1, like)``, if
+    the model has it, does the same for a block of paths at once (rows of ``WN`` and ``C1``: one
+    GEMM per pass for the whole block); else the block kernel is None."""
 
     @nb.njit(fastmath=False)
     def grad_kernel(w, params, out):
@@ -143,9 +146,28 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
         tangent_per_group(g, wn, offsets, norms, 1.0, grad_out)
         tangent_per_group(s, wn, offsets, norms, f, noise_out)
 
+    block_kernel = None
+    if raw_weighted_pair_block is not None:
+        @nb.njit(fastmath=False)
+        def block_kernel(W, params, dB, grad_out, noise_out):
+            # grad_and_noise_product_kernel for the rows of W (paths): one forward pass, one GEMM each, for all
+            offsets, f = params.offsets, params.f
+            P, n = W.shape[0], dB.shape[1]
+            WN = np.empty(W.shape)
+            norms = np.empty((P, offsets.size - 1))
+            C1 = np.empty((P, n))
+            for q in range(P):
+                WN[q], norms[q] = normalize_groups(W[q], offsets)
+                C1[q] = _centred(dB[q])
+            G, S = raw_weighted_pair_block(WN, params, np.full(n, 1.0 / n), C1, W)
+            for q in range(P):
+                tangent_per_group(G[q], WN[q], offsets, norms[q], 1.0, grad_out[q])
+                tangent_per_group(S[q], WN[q], offsets, norms[q], f, noise_out[q])
+
     # (compiled on their own when the SDE's functions are checked in Python: shared and cached)
-    return tuple(disk_cached(k) for k in (grad_kernel, noise_product_kernel, noise_factor_kernel,
-                                          noise_trace_kernel, grad_and_noise_product_kernel))
+    kernels = tuple(disk_cached(k) for k in (grad_kernel, noise_product_kernel, noise_factor_kernel,
+                                             noise_trace_kernel, grad_and_noise_product_kernel))
+    return kernels + (None if block_kernel is None else disk_cached(block_kernel),)
 
 
 def make_minibatch_kernel(raw_subset):

@@ -173,7 +173,8 @@ class WeightNormMLP(DataModel):
         self.params = MLPParams(self.group_offsets, float(f), float(self.scale), float(self.gain), data.X, Y,
                                 np.einsum("ij,ij->i", data.X, data.X), self.top)
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
-         self.noise_trace_kernel, self.grad_and_noise_product_kernel) = _KERNELS
+         self.noise_trace_kernel, self.grad_and_noise_product_kernel) = _KERNELS[:5]
+        self.grad_and_noise_product_block_kernel = None  # (no block form yet: one path at a time)
         self._raw_samples, self._logits = _raw_samples, _logits
         self.raw_subset, self.minibatch_grad_kernel = _raw_subset, _MINIBATCH_KERNEL
 

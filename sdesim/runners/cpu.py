@@ -7,6 +7,7 @@ import numpy as np
 
 from ..caching import fingerprint, loaded_from_disk, use_disk_cache
 from ..solution import Solution
+from .block_kernel import BLOCK_PATHS, block_eligible, build_block_kernel
 from .kernel import CHUNK, build_kernel
 from .results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
 from .interrupts import sigint_deferred
@@ -27,23 +28,30 @@ def run_cpu(plan, *, progress=False):
     store = not plan.reduce
     # by value where the functions have a fingerprint (an SDE built again from the same functions,
     # e.g. the same model with other rates, reuses the kernel), else by the functions themselves
+    block = block_eligible(plan)  # paths advanced in blocks (one GEMM per block: the data models)
+    run = _run_block if block else _run
     key = (sde.fingerprint() or sde.kernel_key(), plan.method, store, plan.save_brownian,
            fingerprint(plan.functional) or plan.functional, plan.dtype, plan.args_mask,
-           fingerprint(plan.event) or plan.event, plan.stop_at_event, plan.brownian.dtype.name)
+           fingerprint(plan.event) or plan.event, plan.stop_at_event, plan.brownian.dtype.name,
+           block and (fingerprint(sde.drift_and_product_block) or sde.drift_and_product_block))
     compile_s, source = 0.0, "memory"
     if key not in _KERNELS:
         with sigint_deferred():  # (a Ctrl-C inside the compiler's callbacks is not lost)
             t_c = time.perf_counter()
-            kernel = build_kernel(sde, plan.solver, dtype=plan.dtype, store=store, save_w=plan.save_brownian,
-                                  functional=plan.functional, n_functional=plan.functional_dim,
-                                  per_path=plan.args_mask, event=plan.event, stop_at_event=plan.stop_at_event,
-                                  brownian_dtype=plan.brownian.dtype)
+            if block:
+                kernel = build_block_kernel(sde, dtype=plan.dtype, store=store, functional=plan.functional,
+                                            n_functional=plan.functional_dim, brownian_dtype=plan.brownian.dtype)
+            else:
+                kernel = build_kernel(sde, plan.solver, dtype=plan.dtype, store=store, save_w=plan.save_brownian,
+                                      functional=plan.functional, n_functional=plan.functional_dim,
+                                      per_path=plan.args_mask, event=plan.event, stop_at_event=plan.stop_at_event,
+                                      brownian_dtype=plan.brownian.dtype)
             options = (plan.solver, plan.method, store, plan.save_brownian, plan.functional, plan.functional_dim,
                        np.dtype(plan.dtype).str, plan.args_mask, plan.event, plan.stop_at_event,
-                       plan.brownian.dtype.str)
-            what = f"the {plan.method} kernel of {sde.name!r} ({np.dtype(plan.dtype).name})"
+                       plan.brownian.dtype.str, block and sde.drift_and_product_block)
+            what = f"the {plan.method} {'block ' if block else ''}kernel of {sde.name!r} ({np.dtype(plan.dtype).name})"
             use_disk_cache(kernel, "solve", (sde.kernel_key(), options), what)
-            _run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles (or loads from the disk cache)
+            run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles (or loads from the disk cache)
             _KERNELS[key] = kernel
             compile_s = time.perf_counter() - t_c
         source = "disk" if loaded_from_disk(kernel) else "compiled"
@@ -55,8 +63,8 @@ def run_cpu(plan, *, progress=False):
     sol = Solution(ts=plan.ts, method=plan.method, dt=plan.dt, brownian=plan.brownian,
                    seed=plan.seed, dtype=np.dtype(plan.dtype).name)
     if store:
-        ys, ws, fail_q, event_t = _run(kernel, plan, plan.y0s, 0, plan.n_paths, plan.n_steps, plan.n_threads,
-                                       quick)
+        ys, ws, fail_q, event_t = run(kernel, plan, plan.y0s, 0, plan.n_paths, plan.n_steps, plan.n_threads,
+                                      quick)
         sol.ys = ys
         failed = np.flatnonzero(fail_q >= 0)
         failed_q = fail_q[failed]
@@ -66,31 +74,44 @@ def run_cpu(plan, *, progress=False):
             ws[:, ended] = plan.brownian.values(plan.ts, ended, dt=plan.dt)
         sol.ws = ws if plan.save_brownian else None
     else:
-        sol.count, sol.mean, sol.var, failed, failed_q, event_t = _reduce_blocks(kernel, plan, progress, quick)
+        sol.count, sol.mean, sol.var, failed, failed_q, event_t = _reduce_blocks(kernel, run, plan, progress, quick)
     sol.event_t = event_t if plan.event is not None else None
     K = plan.levy_levels
     sol.stats = {"compile_s": compile_s, "kernel": source, "run_s": time.perf_counter() - t_r, "n_steps": plan.n_steps,
                  "n_paths": plan.n_paths, "levy_substeps": 2**K if K else None,
-                 "brownian_step_depth": plan.step_depth}
+                 "brownian_step_depth": plan.step_depth, "paths_per_block": BLOCK_PATHS if block else 1}
     return finish_failures(sol, failed, failed_q, plan.ts, plan.n_paths, plan.on_nonfinite)
+
+
+def _outputs(plan, n_paths, n_chunks):
+    """The arrays a kernel writes: ``ys`` (stored) or per-chunk moments, ``fail_q``, ``event_t``."""
+    dtype, store, n_f = plan.dtype, not plan.reduce, plan.functional_dim
+    T = plan.save_step.size if n_paths else 1
+    ys = np.empty((T, n_paths, plan.sde.dim) if store else (1, 1, 1), dtype=dtype)
+    fail_q = np.full(n_paths, -1, dtype=np.int64)
+    event_t = np.full(n_paths if plan.event is not None else 1, np.nan)  # (O(n_paths) only with an event)
+    acc_n = np.zeros((n_chunks, T) if not store else (1, 1), dtype=np.int64)
+    acc_mean = np.zeros((n_chunks, T, n_f) if not store else (1, 1, 1), dtype=dtype)
+    return ys, fail_q, event_t, acc_n, acc_mean, np.zeros_like(acc_mean)
+
+
+def _launch(kernel, fixed, n_chunks, n_threads, stop, quick):
+    with blas_single_thread():  # user functions calling np.dot must not start a BLAS team per thread
+        run_ranges(lambda lo, hi: kernel(*fixed, np.int64(lo), np.int64(hi)), n_chunks, n_threads, stop,
+                   quick=quick)
 
 
 def _run(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
     """Paths ``path0 .. path0 + n_paths - 1`` -> ``(ys, ws, fail_q)`` stored, or per-chunk
     ``(acc_n, acc_mean, acc_m2, fail_q)`` reduced, each with ``event_t`` (NaN: no event)."""
-    sde, dtype, store, n_f = plan.sde, plan.dtype, not plan.reduce, plan.functional_dim
+    sde, store = plan.sde, not plan.reduce
     T = plan.save_step.size if n_paths else 1
-    ys = np.empty((T, n_paths, sde.dim) if store else (1, 1, 1), dtype=dtype)
     ws = np.zeros((T, n_paths, sde.noise_dim) if plan.save_brownian else (1, 1, 1))
-    fail_q = np.full(n_paths, -1, dtype=np.int64)
-    event_t = np.full(n_paths if plan.event is not None else 1, np.nan)  # (O(n_paths) only with an event)
     # reduce mode keeps per-chunk moments, so its chunks are fixed (results must not depend on the
     # thread count); stored paths are independent of the chunking: small chunks balance the threads
     chunk = CHUNK if not store else max(1, min(CHUNK, -(-n_paths // (4 * n_threads))))
     n_chunks = max(1, -(-n_paths // chunk))
-    acc_n = np.zeros((n_chunks, T) if not store else (1, 1), dtype=np.int64)
-    acc_mean = np.zeros((n_chunks, T, n_f) if not store else (1, 1, 1), dtype=dtype)
-    acc_m2 = np.zeros_like(acc_mean)
+    ys, fail_q, event_t, acc_n, acc_mean, acc_m2 = _outputs(plan, n_paths, n_chunks)
     stop = new_stop_flag()
     bm = plan.brownian
     x0_leaf, x0_index, x0_frac = plan.x0_leaf
@@ -99,15 +120,28 @@ def _run(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
              np.int64(plan.levy_levels), plan.save_step, plan.save_pos, *plan.save_leaf, plan.ts, bm.keys, bm.sds,
              bm.top_sd, plan.args,
              ys, ws, fail_q, acc_n, acc_mean, acc_m2, event_t, np.int64(chunk), stop)
-    with blas_single_thread():  # user functions calling np.dot must not start a BLAS team per thread
-        run_ranges(lambda lo, hi: kernel(*fixed, np.int64(lo), np.int64(hi)), n_chunks, n_threads, stop,
-                   quick=quick)
+    _launch(kernel, fixed, n_chunks, n_threads, stop, quick)
     if store:
         return ys, ws, fail_q, event_t
     return acc_n, acc_mean, acc_m2, fail_q, event_t
 
 
-def _reduce_blocks(kernel, plan, progress, quick):
+def _run_block(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
+    """:func:`_run` on the block kernel (:mod:`.block_kernel`: chunks of BLOCK_PATHS paths)."""
+    n_chunks = max(1, -(-n_paths // BLOCK_PATHS))
+    ys, fail_q, event_t, acc_n, acc_mean, acc_m2 = _outputs(plan, n_paths, n_chunks)
+    stop = new_stop_flag()
+    bm = plan.brownian
+    fixed = (y0s, np.int64(path0), np.int64(n_paths), np.int64(plan.g0), float(plan.dt), np.int64(n_steps),
+             np.int64(plan.step_depth), plan.save_step, plan.ts, bm.keys, bm.sds, bm.top_sd, plan.args,
+             ys, fail_q, acc_n, acc_mean, acc_m2, stop)
+    _launch(kernel, fixed, n_chunks, n_threads, stop, quick)
+    if not plan.reduce:
+        return ys, np.zeros((1, 1, 1)), fail_q, event_t
+    return acc_n, acc_mean, acc_m2, fail_q, event_t
+
+
+def _reduce_blocks(kernel, run, plan, progress, quick):
     """Run blocks of REDUCE_BLOCK paths and merge chunk moments in a fixed order (Chan et al.).
 
     -> ``(count, mean, var, failed, failed_q, event_t)``; memory does not grow with ``n_paths`` beyond the
@@ -124,8 +158,8 @@ def _reduce_blocks(kernel, plan, progress, quick):
     for start in starts:
         size = min(REDUCE_BLOCK, n_paths - start)
         block_y0 = y0s[start:start + size] if y0s.shape[0] > 1 else y0s
-        acc_n, acc_mean, acc_m2, fail_q, event_t = _run(kernel, plan, block_y0, start, size, plan.n_steps,
-                                                        plan.n_threads, quick)
+        acc_n, acc_mean, acc_m2, fail_q, event_t = run(kernel, plan, block_y0, start, size, plan.n_steps,
+                                                       plan.n_threads, quick)
         if plan.event is not None:  # (reduce mode stays flat in n_paths without an event)
             events.append(event_t)
         count, mean, m2 = merge_chunk_moments(count, mean, m2, acc_n, acc_mean, acc_m2)

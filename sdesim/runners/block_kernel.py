@@ -1,0 +1,103 @@
+"""The block kernel: Euler-Maruyama advancing a block of paths together, for SDEs whose drift and
+noise product over many paths share matrix products (the data models: one GEMM per pass for the
+whole block instead of a thin one per path).
+
+:func:`sdesim.solve` uses it instead of the per-path kernel (:mod:`.kernel`) when the SDE has a
+``drift_and_product_block(t, Y, args, dW, drift_out, noise_out)`` (rows: paths; ``sgd_sde`` sets it
+for models with a block form) and the solve is plain: ``method="euler"``, every save time on the
+step grid, no saved Brownian values, no event, no per-path args, no debug mode (see
+:func:`block_eligible`). Each path reads its own Brownian path exactly as the per-path kernel does.
+
+Blocks hold :data:`BLOCK_PATHS` paths, aligned at multiples of it from the solve's first path;
+the last block is padded with copies of its first path (with zero increments; their results are
+dropped), so every call multiplies matrices of the same shapes. A path's numbers then depend on
+its own columns of those products only: they do not depend on the number of threads, on how the
+paths are split or on ``n_paths`` (tested). They differ from the per-path kernel's in rounding.
+"""
+
+import numba as nb
+import numpy as np
+
+from .kernel import FASTMATH, STOP_POLL, _block_increment, _identity, _jit, _make_record, _walk_mode
+
+__all__ = ["BLOCK_PATHS", "block_eligible", "build_block_kernel"]
+
+#: Paths advanced together (also the reduce mode's chunk, as in the per-path kernel).
+BLOCK_PATHS = 64
+
+
+def block_eligible(plan):
+    """Whether ``plan`` runs on the block kernel (see the module's docstring)."""
+    return (getattr(plan.sde, "drift_and_product_block", None) is not None and plan.method == "euler"
+            and not plan.save_brownian and plan.event is None and not any(plan.args_mask) and not plan.debug
+            and plan.levy_levels == 0 and float(plan.x0) == 0.0 and bool(np.all(plan.save_pos < 0.0)))
+
+
+def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None, brownian_dtype="float64"):
+    """Compile the block kernel for ``sde`` (its ``drift_and_product_block``): stored paths
+    (``store``) or on-the-fly moments of ``functional`` per block, as :func:`.kernel.build_kernel`."""
+    dim, m = sde.dim, sde.noise_dim
+    both = sde.drift_and_product_block
+    n_f = dim if functional is None else n_functional
+    dt_, bt_ = np.dtype(dtype).type, np.dtype(brownian_dtype).type
+    record = _make_record(dim, m, store, False, _identity if functional is None else _jit(functional), n_f)
+    P = BLOCK_PATHS
+
+    @nb.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")
+    def kernel(y0s, path0, n_paths, g0, dt, n_steps, D, save_step, save_t, keys, sds, top_sd, args,
+               ys, fail_q, acc_n, acc_mean, acc_m2, stop, ch_lo, ch_hi):
+        n_save, n_blocks = save_step.size, (n_paths + P - 1) // P
+        coarse, span = D < 0, 1 << max(0, -D)
+        B = _walk_mode(0, D, 0.0, np.empty(0), False, m)[1]
+        walk_depth = D - B
+        for ch in range(ch_lo, min(ch_hi, n_blocks)):
+            p_lo = ch * P
+            n_real = min(n_paths, p_lo + P) - p_lo
+            Y, A, G = np.empty((P, dim), dt_), np.empty((P, dim), dt_), np.empty((P, dim), dt_)
+            dW, fval = np.zeros((P, m), dt_), np.empty(n_f, dt_)
+            stack, inc = np.empty((P, max(walk_depth, 0) + 1, m), bt_), np.empty((P, m), bt_)
+            block, z = np.empty((P, 1 << B, m), bt_), np.empty(max(1, 1 << B) * m + 2, bt_)
+            no_w = np.zeros(m, bt_)  # (no Brownian values are saved)
+            no_ws = np.zeros((1, 1, 1))
+            failed = np.zeros(P, np.bool_)
+            for q in range(P):  # padding rows: the block's first path again
+                src = p_lo + min(q, n_real - 1) if y0s.shape[0] > 1 else 0
+                for i in range(dim):
+                    Y[q, i] = y0s[src, i]
+            t = save_t[0]
+            q_save = 0
+            for n in range(-1, n_steps):  # n = -1: the save at the start
+                if (n & STOP_POLL) == STOP_POLL and stop[0] != 0:
+                    return
+                g = g0 + n
+                if n >= 0:
+                    for q in range(n_real):
+                        if not failed[q]:
+                            jb = _block_increment(keys, sds, top_sd, coarse, span, walk_depth, B, g, n == 0,
+                                                  n_steps - n, path0 + p_lo + q, False, stack[q], z, inc[q],
+                                                  block[q], no_w, no_w)
+                            for c in range(m):
+                                dW[q, c] = block[q, jb, c]
+                    t_to = (g + 1) * dt
+                    both(t, Y, args, dW, A, G)
+                    h = dt_(t_to - t)  # (the update in the state's precision, as the per-path Euler step)
+                    for q in range(P):
+                        for i in range(dim):
+                            Y[q, i] = Y[q, i] + A[q, i] * h + G[q, i]
+                    t = t_to
+                if q_save < n_save and save_step[q_save] == n:
+                    for q in range(n_real):
+                        if not failed[q]:
+                            failed[q] = not record(q_save, p_lo + q, ch, t, Y[q], args, ys, no_ws, no_w, no_w,
+                                                   fail_q, acc_n, acc_mean, acc_m2, fval)
+                    q_save += 1
+                    if q_save >= n_save:
+                        break
+            if store:  # a failed path's later save times are NaN (as in the per-path kernel)
+                for q in range(n_real):
+                    if failed[q]:
+                        for qq in range(fail_q[p_lo + q], n_save):
+                            for i in range(dim):
+                                ys[qq, p_lo + q, i] = np.nan
+
+    return kernel
