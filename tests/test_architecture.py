@@ -21,7 +21,8 @@ LAYERS = {
     # per-path entries of an SDE's args
     "sdesim.path_args": 0,
     # a validated plan and the CPU runner of it (kernel factory, moments, failures); reference SDEs
-    "sdesim.plan": 1, "sdesim.runners.kernel": 1, "sdesim.runners.cpu": 1, "sdesim.runners.results": 1,
+    "sdesim.plan": 1, "sdesim.runners.kernel": 1, "sdesim.runners.block_kernel": 1, "sdesim.runners.cpu": 1,
+    "sdesim.runners.results": 1,
     "sdesim.reference": 1,
     # the GPU runner of the same plan
     "sdesim.cuda": 2,

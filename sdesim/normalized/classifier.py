@@ -101,16 +101,23 @@ def _raw_weighted_pair_block(WN, params, c0, C1, like):
     C1T = np.ascontiguousarray(C1.T)
     R2 = np.empty((n, 2 * K * P), X.dtype)  # [R c0 | R c1] of every path, k-major
     zmax, shifted, ex, inv = np.empty(P), np.empty(K * P), np.empty(K * P), np.empty(P)
-    for i in range(n):  # row by row: the softmax residual of every path (softmax_residual's steps)
+    for i in range(n):  # row by row: the softmax residual of every path
         zi = Z[i]
-        for q in range(P):
-            zmax[q] = zi[q]
-        for k in range(1, K):
+        # shift the logits below 0 for exp_nonpositive: by |x_i| scale, a bound on every logit of the
+        # row (|wn| = 1), where the largest term then stays far above underflow; else by each path's max
+        bound = scale * np.sqrt(params.xx[i])
+        if bound < 300.0:
+            for j in range(K * P):
+                shifted[j] = zi[j] * scale - bound
+        else:
             for q in range(P):
-                zmax[q] = max(zmax[q], zi[k * P + q])
-        for k in range(K):
-            for q in range(P):
-                shifted[k * P + q] = (zi[k * P + q] - zmax[q]) * scale
+                zmax[q] = zi[q]
+            for k in range(1, K):
+                for q in range(P):
+                    zmax[q] = max(zmax[q], zi[k * P + q])
+            for k in range(K):
+                for q in range(P):
+                    shifted[k * P + q] = (zi[k * P + q] - zmax[q]) * scale
         exp_nonpositive(shifted, ex)  # (not in place: an aliased output keeps the loop off SIMD lanes)
         for q in range(P):
             inv[q] = 0.0

@@ -150,19 +150,35 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
     if raw_weighted_pair_block is not None:
         @nb.njit(fastmath=False)
         def block_kernel(W, params, dB, grad_out, noise_out):
-            # grad_and_noise_product_kernel for the rows of W (paths): one forward pass, one GEMM each, for all
+            # grad_and_noise_product_kernel for the rows of W (paths): one forward pass, one GEMM each, for
+            # all; the per-path steps (normalize_groups, _centred, tangent_per_group) inline, without allocations
             offsets, f = params.offsets, params.f
-            P, n = W.shape[0], dB.shape[1]
-            WN = np.empty(W.shape)
-            norms = np.empty((P, offsets.size - 1))
-            C1 = np.empty((P, n))
+            P, n, k = W.shape[0], dB.shape[1], offsets.size - 1
+            WN, norms, C1 = np.empty(W.shape), np.empty((P, k)), np.empty((P, n))
             for q in range(P):
-                WN[q], norms[q] = normalize_groups(W[q], offsets)
-                C1[q] = _centred(dB[q])
+                for j in range(k):
+                    acc = 0.0
+                    for a in range(offsets[j], offsets[j + 1]):
+                        acc += W[q, a] * W[q, a]
+                    norms[q, j] = np.sqrt(acc)
+                    for a in range(offsets[j], offsets[j + 1]):
+                        WN[q, a] = W[q, a] / norms[q, j]
+                mean = 0.0
+                for i in range(n):
+                    mean += dB[q, i]
+                mean /= n
+                for i in range(n):
+                    C1[q, i] = dB[q, i] - mean
             G, S = raw_weighted_pair_block(WN, params, np.full(n, 1.0 / n), C1, W)
             for q in range(P):
-                tangent_per_group(G[q], WN[q], offsets, norms[q], 1.0, grad_out[q])
-                tangent_per_group(S[q], WN[q], offsets, norms[q], f, noise_out[q])
+                for j in range(k):
+                    dot_g, dot_s = 0.0, 0.0
+                    for a in range(offsets[j], offsets[j + 1]):
+                        dot_g += G[q, a] * WN[q, a]
+                        dot_s += S[q, a] * WN[q, a]
+                    for a in range(offsets[j], offsets[j + 1]):
+                        grad_out[q, a] = (G[q, a] - dot_g * WN[q, a]) / norms[q, j]
+                        noise_out[q, a] = f * (S[q, a] - dot_s * WN[q, a]) / norms[q, j]
 
     # (compiled on their own when the SDE's functions are checked in Python: shared and cached)
     kernels = tuple(disk_cached(k) for k in (grad_kernel, noise_product_kernel, noise_factor_kernel,

@@ -1,0 +1,93 @@
+"""Data models batched across paths: the digits classifier's sgd_sde on the block kernel, against
+the per-path kernel and against the GEMM rate of the same machine.
+
+Per dtype, on one thread (BLAS held to one thread), compile excluded, best of ``--repeats``:
+
+* path-steps per second of ``sgd_sde(NormalizedLinearClassifier(digits))``, Euler, ``dt = 1``,
+  on the block kernel (64 paths per GEMM, the default) and on the per-path kernel;
+* the flops of a path-step, counted as the two matrix products a step needs: the logits
+  ``X (n, p) @ W (p, K)`` (``2 n p K``) and the weighted sum ``X^T (p, n) @ [R c0, R c1] (n, 2K)``
+  (``4 n p K``); ``n = 1348`` samples (with the bias column), ``p = 65``, ``K = 10``: 5.26 Mflop;
+* the GEMM rate: NumPy's ``@`` on the same shapes for a block of 64 paths (``(n, p) @ (p, 64 K)``
+  and ``(p, n) @ (n, 128 K)``), in the same run;
+* the fraction of the GEMM rate the solve reaches (achieved flop rate / GEMM rate).
+
+    python benchmarks/bench_blocks.py [--paths 256] [--steps 20] [--out FILE.json]
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import sdesim  # noqa: E402
+import sdesim.runners.cpu as cpu  # noqa: E402
+from sdesim.app._io import write_json_atomic  # noqa: E402
+from sdesim.normalized import NormalizedLinearClassifier, load_digits, sgd_sde  # noqa: E402
+from sdesim.runners.block_kernel import BLOCK_PATHS  # noqa: E402
+
+from _timing import best_time  # noqa: E402
+
+
+def gemm_rate(X, K, dtype, repeats):
+    """Flop rate of the two products of a block of BLOCK_PATHS paths (one thread)."""
+    n, p = X.shape
+    Xd = X.astype(dtype)
+    W = np.random.default_rng(0).random((p, BLOCK_PATHS * K)).astype(dtype)
+    R = np.random.default_rng(1).random((n, 2 * BLOCK_PATHS * K)).astype(dtype)
+    secs, _ = best_time(lambda: (Xd @ W, Xd.T @ R), repeats)
+    return (2 * n * p * K + 4 * n * p * K) * BLOCK_PATHS / secs
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--paths", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default="benchmarks/results/bench_blocks.json")
+    a = ap.parse_args(argv)
+    out_dir = os.path.dirname(os.path.abspath(a.out))
+    os.makedirs(out_dir, exist_ok=True)
+    model = NormalizedLinearClassifier(load_digits(), batch_size=32)
+    sde = sgd_sde(model, 0.1, 1e-3)
+    w0 = model.random_init(norm=1.0, seed=0)
+    n, p = model.params.X.shape
+    K = model.params.Y.shape[1]
+    flops = 6 * n * p * K
+    ts = np.array([0.0, float(a.steps)])
+    rows = []
+    eligible = cpu.block_eligible
+    for dtype in ("float64", "float32"):
+        row = {"dtype": dtype, "flops_per_path_step": flops, "paths": a.paths, "steps": a.steps}
+        for mode in ("block", "per_path"):
+            cpu.block_eligible = eligible if mode == "block" else (lambda plan: False)
+            try:
+                secs, sol = best_time(lambda: sdesim.solve(sde, w0, ts, dt=1.0, n_paths=a.paths, seed=1, n_threads=1,
+                                                           dtype=dtype, brownian_dtype=dtype), a.repeats)
+            finally:
+                cpu.block_eligible = eligible
+            assert sol.stats["paths_per_block"] == (BLOCK_PATHS if mode == "block" else 1)
+            row[f"{mode}_path_steps_per_s"] = a.paths * a.steps / secs
+        with threadpool_limits(1):
+            row["gemm_flops_per_s"] = gemm_rate(model.params.X, K, dtype, 5 * a.repeats)
+        row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
+        for mode in ("block", "per_path"):
+            row[f"{mode}_fraction_of_gemm_rate"] = row[f"{mode}_path_steps_per_s"] * flops / row["gemm_flops_per_s"]
+        rows.append(row)
+        print(f"{dtype}: block {row['block_path_steps_per_s']:.4g}/s ({row['block_fraction_of_gemm_rate']:.2f} of "
+              f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}),"
+              f" GEMM {row['gemm_flops_per_s'] / 1e9:.1f} Gflop/s, block/per-path {row['block_over_per_path']:.2f}",
+              flush=True)
+    write_json_atomic(a.out, {"rows": rows, "threads": 1, "block_paths": BLOCK_PATHS,
+                              "machine": platform.processor() or platform.machine(),
+                              "load_average": list(os.getloadavg())})
+    print("->", a.out)
+
+
+if __name__ == "__main__":
+    main()
