@@ -4,12 +4,12 @@ the per-path kernel and against the GEMM rate of the same machine.
 Per dtype, on one thread (BLAS held to one thread), compile excluded, best of ``--repeats``:
 
 * path-steps per second of ``sgd_sde(NormalizedLinearClassifier(digits))``, Euler, ``dt = 1``,
-  on the block kernel (64 paths per GEMM, the default) and on the per-path kernel;
+  on the block kernel (``BLOCK_PATHS`` = 32 paths per GEMM, the default) and on the per-path kernel;
 * the flops of a path-step, counted as the two matrix products a step needs: the logits
   ``X (n, p) @ W (p, K)`` (``2 n p K``) and the weighted sum ``X^T (p, n) @ [R c0, R c1] (n, 2K)``
   (``4 n p K``); ``n = 1348`` samples (with the bias column), ``p = 65``, ``K = 10``: 5.26 Mflop;
-* the GEMM rate: NumPy's ``@`` on the same shapes for a block of 64 paths (``(n, p) @ (p, 64 K)``
-  and ``(p, n) @ (n, 128 K)``), in the same run;
+* the GEMM rate: NumPy's ``@`` on the same shapes for a block of 32 paths (``(n, p) @ (p, 32 K)``
+  and ``(p, n) @ (n, 64 K)``), in the same run;
 * the fraction of the GEMM rate the solve reaches (achieved flop rate / GEMM rate).
 
     python benchmarks/bench_blocks.py [--paths 256] [--steps 20] [--out FILE.json]
