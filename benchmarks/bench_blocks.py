@@ -19,7 +19,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits

@@ -1,7 +1,7 @@
 """The float32 Brownian path (``BrownianPath(..., dtype="float32")``, ``solve(brownian_dtype=...)``).
 
-The same properties as the float64 path (tests/test_brownian_path.py): every dyadic step reads one
-path, a continuation continues it bitwise, path splits and thread counts change no bit, the public
+The same properties as the float64 path (tests/test_brownian_path.py, whose continuation property
+and split properties run in both precisions): every dyadic step reads one path, the public
 object reads what the solver read; its law; strong orders with only the seed fixed. Where values
 are sums of float32 increments the tolerance is the worst-case rounding bound of those sums
 (``2 N eps32`` times the largest value, ``N`` the number of terms), not a tuned constant.
@@ -45,34 +45,6 @@ def test_every_dyadic_step_reads_the_same_float32_path(unit, k, refine, g0, n, m
     np.testing.assert_allclose(fine, coarse, rtol=0, atol=tol)
     bm = BrownianPath(7, m, unit=unit, dtype="float32")
     np.testing.assert_allclose(bm.values(ts, np.arange(3), dt=dt), coarse, rtol=0, atol=tol)
-
-
-@settings(max_examples=10, deadline=None)
-@given(unit=st.sampled_from(UNITS), a=st.integers(-30, 30), split=st.integers(1, 30), rest=st.integers(1, 30),
-       threads=st.integers(1, 3))
-def test_a_float32_continuation_continues_the_path_bitwise(unit, a, split, rest, threads):
-    """solve [a, b] then [b, c] from the end state == solve [a, c], bitwise (float32 state and path)."""
-    dt = unit / 4
-    ts = (a + np.arange(split + rest + 1)) * dt
-    y0 = np.array([1.0, 0.7])
-    kw = dict(dt=dt, n_paths=5, seed=3, n_threads=threads, dtype="float32", brownian_dtype="float32")
-    whole = sdesim.solve(gbm, y0, ts, **kw)
-    first = sdesim.solve(gbm, y0, ts[:split + 1], **kw)
-    second = sdesim.solve(gbm, first.ys[-1], ts[split:], **kw)
-    assert whole.ys.dtype == np.float32
-    np.testing.assert_array_equal(first.ys, whole.ys[:split + 1])
-    np.testing.assert_array_equal(second.ys, whole.ys[split:])
-
-
-@settings(max_examples=10, deadline=None)
-@given(n_paths=st.integers(2, 60), head=st.integers(1, 60), threads=st.integers(1, 3), seed=st.integers(0, 2**64 - 1))
-def test_float32_path_splits_and_thread_counts_change_no_bit(n_paths, head, threads, seed):
-    head = min(head, n_paths)
-    ts = np.array([0.0, 0.3, 1.0, 2.0])  # 0.3 is off the grid of dt = 0.25: bridged
-    whole = _solve(ts, 0.25, n_paths=n_paths, seed=seed, n_threads=1)
-    part = _solve(ts, 0.25, n_paths=head, seed=seed, n_threads=threads)
-    np.testing.assert_array_equal(part.ys, whole.ys[:, :head])
-    np.testing.assert_array_equal(part.ws, whole.ws[:, :head])
 
 
 def test_the_float32_path_is_its_own_path_and_states_of_either_dtype_read_it():

@@ -62,34 +62,42 @@ def test_every_dyadic_step_reads_the_same_path(unit, k, refine, g0, n, m):
     np.testing.assert_allclose(bm.values(ts, np.arange(3), dt=dt), coarse, rtol=0, atol=1e-12 * scale)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(unit=st.sampled_from(UNITS), a=st.integers(-30, 30), split=st.integers(1, 30), rest=st.integers(1, 30),
-       threads=st.integers(1, 3))
-def test_a_continuation_continues_the_path_bitwise(unit, a, split, rest, threads):
-    """solve [a, b] then [b, c] from the end state == solve [a, c] (Euler on GBM, same seed)."""
+       threads=st.integers(1, 3), dtype=st.sampled_from(["float64", "float32"]))
+def test_a_continuation_continues_the_path_bitwise(unit, a, split, rest, threads, dtype):
+    """solve [a, b] then [b, c] from the end state == solve [a, c] (Euler on GBM, same seed), in
+    float64 and in native float32 (state and Brownian path; its W sums carry float32 rounding)."""
     dt = unit / 4
     ts = (a + np.arange(split + rest + 1)) * dt
     y0 = np.array([1.0, 0.7])
-    kw = dict(dt=dt, n_paths=5, seed=3, save_brownian=True, n_threads=threads)
+    kw = dict(dt=dt, n_paths=5, seed=3, save_brownian=True, n_threads=threads, dtype=dtype, brownian_dtype=dtype)
     whole = sdesim.solve(gbm, y0, ts, **kw)
     first = sdesim.solve(gbm, y0, ts[:split + 1], **kw)
     second = sdesim.solve(gbm, first.ys[-1], ts[split:], **kw)
+    assert whole.ys.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(first.ys, whole.ys[:split + 1])
     np.testing.assert_array_equal(second.ys, whole.ys[split:])
-    np.testing.assert_allclose(second.ws, whole.ws[split:] - whole.ws[split], rtol=0, atol=1e-12)
+    tol = 1e-12 if dtype == "float64" else 4 * (split + rest + 60) * np.finfo(np.float32).eps * np.abs(whole.ws).max()
+    np.testing.assert_allclose(second.ws, whole.ws[split:] - whole.ws[split], rtol=0, atol=tol)
 
 
-@settings(max_examples=15, deadline=None)
-@given(n_paths=st.integers(2, 60), head=st.integers(1, 60), threads=st.integers(1, 3), seed=st.integers(0, 2**64 - 1))
-def test_path_splits_and_thread_counts_change_no_bit(n_paths, head, threads, seed):
+@settings(max_examples=20, deadline=None)
+@given(n_paths=st.integers(2, 60), head=st.integers(1, 60), threads=st.integers(1, 3), seed=st.integers(0, 2**64 - 1),
+       dtype=st.sampled_from(["float64", "float32"]))
+def test_path_splits_and_thread_counts_change_no_bit(n_paths, head, threads, seed, dtype):
+    """In float64 and in native float32 (state and path): bitwise; BrownianPath reads the same W
+    (float32: up to the rounding of the float32 sums, 2 N eps32 of the largest value)."""
     head = min(head, n_paths)
     ts = np.array([0.0, 0.3, 1.0, 2.0])  # 0.3 is off the grid of dt = 0.25: bridged
-    whole = _ws(ts, 0.25, n_paths=n_paths, seed=seed, n_threads=1)
-    part = _ws(ts, 0.25, n_paths=head, seed=seed, n_threads=threads)
+    kw = dict(dtype=dtype, brownian_dtype=dtype)
+    whole = _ws(ts, 0.25, n_paths=n_paths, seed=seed, n_threads=1, **kw)
+    part = _ws(ts, 0.25, n_paths=head, seed=seed, n_threads=threads, **kw)
     np.testing.assert_array_equal(part, whole[:, :head])
-    bm = BrownianPath(seed, 2, unit=0.25)
+    bm = BrownianPath(seed, 2, unit=0.25, dtype=dtype)
     picked = np.arange(n_paths)[::-1][:head]
-    np.testing.assert_allclose(bm.values(ts, picked, dt=0.25), whole[:, picked], rtol=0, atol=1e-12)
+    tol = 1e-12 if dtype == "float64" else 2 * 80 * np.finfo(np.float32).eps * max(np.abs(whole).max(), 1.0)
+    np.testing.assert_allclose(bm.values(ts, picked, dt=0.25), whole[:, picked], rtol=0, atol=tol)
 
 
 @settings(max_examples=20, deadline=None)
