@@ -11,7 +11,8 @@ With ``--baseline PATH`` (a checkout of an earlier sdesim, e.g. a git worktree) 
 and ``float32_state`` rows are measured too, in alternating subprocesses of the same run (both
 sides see the same machine state; compile excluded; each sample the least of ``--repeats``
 solves; the best of ``--rounds`` samples kept). Also: the CPU/wall ratio of a 100-path solve on
-all threads (process CPU time over wall time: how many cores a small solve keeps busy).
+all threads, float64 and float32 (process CPU time over wall time: how many cores a small solve
+keeps busy), with its throughput.
 
     python benchmarks/bench_float32.py [--baseline /tmp/base] [--dims 10 100 1000] [--out FILE.json]
 """
@@ -95,12 +96,14 @@ def main(argv=None):
         if a.baseline:
             row["new_float32_over_baseline_float32"] = thr["new_float32"] / thr["baseline_float32_state"]
             row["new_float64_over_baseline_float64"] = thr["new_float64"] / thr["baseline_float64"]
-        all_threads = sample(here, d, a.steps, 100, a.repeats, n_threads, "float32", "float32")
-        row["all_threads_100_paths_float32"] = all_threads
+        all_threads = {name: sample(here, d, a.steps, 100, a.repeats, n_threads, dtype, brownian)
+                       for name, dtype, brownian in SETUPS if name != "float32_state"}
+        row["all_threads_100_paths"] = all_threads
         rows.append(row)
         print(f"d={d:5d} " + "  ".join(f"{k} {v:.4g}" for k, v in thr.items())
               + f"  float32/float64 {row['float32_over_float64']:.2f}"
-              + f"  cpu/wall(100 paths, {n_threads} threads) {all_threads['cpu_over_wall']:.2f}", flush=True)
+              + "  cpu/wall (100 paths, {} threads) {}".format(
+                  n_threads, ", ".join(f"{k} {v['cpu_over_wall']:.2f}" for k, v in all_threads.items())), flush=True)
     write_json_atomic(a.out, {"rows": rows, "baseline": a.baseline and os.path.abspath(a.baseline),
                               "threads_per_row": 1, "machine": platform.processor() or platform.machine(),
                               "cores": n_threads, "load_average": list(os.getloadavg()),
