@@ -7,7 +7,6 @@ from numpy.typing import ArrayLike
 from .brownian.path import BrownianPath
 from .plan import make_plan
 from .runners.cpu import run_cpu
-from .runners.interrupts import sigint_deferred
 from .sde import SDE
 from .solution import Solution
 
@@ -98,11 +97,10 @@ def solve(sde: SDE, y0: ArrayLike, ts: ArrayLike, *, method: str = "euler", dt: 
                           save_brownian=save_brownian, brownian_dt=brownian_dt, levy_substeps=levy_substeps,
                           reduce=reduce, functional=functional, functional_dim=functional_dim,
                           on_nonfinite=on_nonfinite, progress=progress, n_threads=n_threads, debug=debug)
-    with sigint_deferred():  # (checking compiles the SDE's functions: a Ctrl-C meanwhile is not lost)
-        plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
-                         brownian_dtype=brownian_dtype, save_brownian=save_brownian, brownian_dt=brownian_dt,
-                         levy_substeps=levy_substeps,
-                         reduce=reduce, functional=functional, functional_dim=functional_dim,
-                         on_nonfinite=on_nonfinite, n_threads=n_threads, debug=debug, event=event,
-                         stop_at_event=stop_at_event)
+    plan = make_plan(sde, y0, ts, method=method, dt=dt, n_paths=n_paths, seed=seed, bm=bm, dtype=dtype,
+                     brownian_dtype=brownian_dtype, save_brownian=save_brownian, brownian_dt=brownian_dt,
+                     levy_substeps=levy_substeps,
+                     reduce=reduce, functional=functional, functional_dim=functional_dim,
+                     on_nonfinite=on_nonfinite, n_threads=n_threads, debug=debug, event=event,
+                     stop_at_event=stop_at_event)
     return run_cpu(plan, progress=progress)

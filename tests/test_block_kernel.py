@@ -7,6 +7,7 @@ same bits whatever the split of paths, n_paths or the thread count (the last blo
 every GEMM has the same shape), reduce mode against stored paths, and when it is (not) used.
 """
 
+import numba as nb
 import numpy as np
 import pytest
 
@@ -17,6 +18,11 @@ from sdesim.normalized import NormalizedLinearClassifier, load_digits, sgd_sde
 from sdesim.runners.block_kernel import BLOCK_PATHS
 
 TS = np.array([0.0, 4.0, 10.0])
+
+
+@nb.njit
+def _keep(t, y, args):  # a projection that changes nothing: only its presence matters
+    pass
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +48,31 @@ def test_blocks_agree_with_the_per_path_kernel(clf, monkeypatch, dtype, tol):
     np.testing.assert_allclose(blocks.ys, single.ys, rtol=0, atol=tol * scale)
 
 
-@pytest.mark.parametrize("n_paths,threads", [(5, 1), (32, 2), (33, 1), (130, 2)])
-def test_a_paths_bits_do_not_depend_on_the_split_or_the_threads(clf, n_paths, threads):
+@pytest.mark.parametrize("n_paths,threads,dtype", [(5, 1, "float64"), (32, 2, "float64"), (33, 1, "float64"),
+                                                  (130, 2, "float64"), (5, 2, "float32"), (130, 1, "float32")])
+def test_a_paths_bits_do_not_depend_on_the_split_or_the_threads(clf, n_paths, threads, dtype):
     _, sde, w0 = clf
-    ref = _solve(sde, w0, n_paths=70, n_threads=2)
-    other = _solve(sde, w0, n_paths=n_paths, n_threads=threads)
+    ref = _solve(sde, w0, n_paths=70, n_threads=2, dtype=dtype)
+    other = _solve(sde, w0, n_paths=n_paths, n_threads=threads, dtype=dtype)
     k = min(n_paths, 70)
     np.testing.assert_array_equal(other.ys[:, :k], ref.ys[:, :k])
     y0s = np.repeat(w0[None], 70, axis=0)  # per-path initial states: the same numbers
-    np.testing.assert_array_equal(_solve(sde, y0s, n_paths=70).ys, ref.ys)
+    np.testing.assert_array_equal(_solve(sde, y0s, n_paths=70, dtype=dtype).ys, ref.ys)
+
+
+def test_diverging_paths_are_flagged_as_by_the_per_path_kernel(clf, monkeypatch):
+    """lr = wd = 1e10: each step multiplies W by about -1e19 until it overflows. Both kernels flag
+    every path at the same save time, the later save times NaN, the others untouched."""
+    model, _, w0 = clf
+    sde = sgd_sde(model, 1e10, 1e10)
+    ts = np.arange(0.0, 41.0, 5.0)
+    blocks = _solve(sde, w0, ts=ts, n_paths=40, on_nonfinite="flag")
+    assert blocks.stats["paths_per_block"] == BLOCK_PATHS and blocks.failed.size == 40
+    monkeypatch.setattr(cpu, "block_eligible", lambda plan: False)
+    single = _solve(sde, w0, ts=ts, n_paths=40, on_nonfinite="flag")
+    np.testing.assert_array_equal(blocks.failed, single.failed)
+    np.testing.assert_array_equal(blocks.failed_at, single.failed_at)
+    assert np.array_equal(np.isnan(blocks.ys), np.isnan(single.ys))
 
 
 def test_reduce_mode_gives_the_moments_of_the_stored_paths(clf):
@@ -74,3 +96,10 @@ def test_the_block_kernel_runs_only_plain_euler_solves(clf):
                                atol=1e-12 * float(np.max(np.abs(base.ys))))
     grid = sgd_sde(model, per_path(np.full(3, 0.1)), 1e-3)
     assert _solve(grid, w0, n_paths=3).stats["paths_per_block"] == 1
+    assert _solve(sde, w0, n_paths=3, debug=True).stats["paths_per_block"] == 1
+    projected = sde.with_args(sde.args)
+    projected.projection = _keep
+    from sdesim.runners.block_kernel import block_eligible
+    from sdesim.plan import make_plan
+    assert block_eligible(make_plan(sde, w0, TS, dt=1.0, n_paths=3))
+    assert not block_eligible(make_plan(projected, w0, TS, dt=1.0, n_paths=3))

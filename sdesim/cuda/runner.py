@@ -9,7 +9,6 @@ import numpy as np
 from ..brownian.rng import seed_to_key
 from ..path_args import same_kind
 from ..plan import make_plan
-from ..runners.interrupts import sigint_deferred
 from ..runners.kernel import CHUNK
 from ..runners.results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
 from ..solution import Solution
@@ -163,9 +162,8 @@ def run_cuda(plan, *, progress=False, threads_per_block=None, grid_threads=None)
         t_c = time.perf_counter()
         kern = build_kernel(sde, solver, dtype=dtype, max_depth=max_depth, store_state=store_state,
                             save_w=bool(save_brownian), functional=functional, n_functional=n_f)
-        try:  # compile with a one-path launch (a Ctrl-C inside the compiler's callbacks is not lost)
-            with sigint_deferred():
-                launch.run(kern, 0, 1, n_f, bool(save_brownian))
+        try:  # compile with a one-path launch
+            launch.run(kern, 0, 1, n_f, bool(save_brownian))
         except Exception as exc:
             if any(w in type(exc).__name__ for w in ("Typing", "Lowering", "Unsupported")):
                 raise GPUUnsupportedError(

@@ -83,7 +83,7 @@ def sgd_sde(model, lr, wd):
               state_check=_full_state_check(model), name=f"sgd_sde({model!r})")
     # models with a block form (the classifier): Euler advances blocks of paths with one GEMM per
     # pass (sdesim.runners.block_kernel); None: one path at a time
-    sde.drift_and_product_block = block
+    sde._drift_and_product_block = block
     return sde
 
 

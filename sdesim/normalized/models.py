@@ -192,6 +192,7 @@ class SphereModel:
         self.d = check_int(d, "d", minimum=2)
         self.s = check_real(s, "s", positive=True)
         self.H = np.zeros((0, 0)) if H is None else _check_H(H, self.d)
+        self.H.setflags(write=False)  # (read by the kernels in float64 and, as a float32 copy, by float32 solves)
         self.params = SphereParams(self.H, float(self.s), self.H.astype(np.float32))
         self.grad_kernel = _sphere_grad
         self.noise_product_kernel = _sphere_noise_product

@@ -5,9 +5,10 @@ through llvmlite, which calls back into Python from C (ctypes) while it builds a
 ``KeyboardInterrupt`` raised inside such a callback is printed ("Exception ignored on calling
 ctypes callback function") and dropped, so a Ctrl-C that lands there was lost and the solve then
 ran to its end. Inside :func:`sigint_deferred`, SIGINT only records itself; on leaving, the
-handler that was in place runs (Python's default raises ``KeyboardInterrupt``). Compiling takes
-seconds at most, so that is the longest a Ctrl-C waits. Off the main thread (where signals are
-not delivered) and where SIGINT is ignored, nothing changes.
+handler that was in place runs (Python's default raises ``KeyboardInterrupt``). So a Ctrl-C waits
+for the end of the block: wrap only stretches that run no user code and end by themselves
+(compiling a kernel with no paths to run; writing files), never a call of the user's functions. Off
+the main thread (where signals are not delivered) and where SIGINT is ignored, nothing changes.
 """
 
 import contextlib
@@ -36,5 +37,5 @@ def sigint_deferred():
         if got:
             if callable(old):
                 old(*got[0])
-            else:  # SIG_DFL: what Python's default would do
+            else:  # SIG_DFL (the process would end): a KeyboardInterrupt, which the caller can clean up after
                 raise KeyboardInterrupt
