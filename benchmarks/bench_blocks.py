@@ -10,7 +10,9 @@ Per dtype, on one thread (BLAS held to one thread), compile excluded, best of ``
   (``4 n p K``); ``n = 1348`` samples (with the bias column), ``p = 65``, ``K = 10``: 5.26 Mflop;
 * the GEMM rate: NumPy's ``@`` on the same shapes for a block of 32 paths (``(n, p) @ (p, 32 K)``
   and ``(p, n) @ (n, 64 K)``), in the same run;
-* the fraction of the GEMM rate the solve reaches (achieved flop rate / GEMM rate).
+* the fraction of the GEMM rate the solve reaches (achieved flop rate / GEMM rate);
+
+and the weight-normalized MLP (8 hidden units), block form against one path at a time.
 
     python benchmarks/bench_blocks.py [--paths 256] [--steps 20] [--out FILE.json]
 """
@@ -27,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import sdesim  # noqa: E402
 import sdesim.runners.cpu as cpu  # noqa: E402
 from sdesim.app._io import write_json_atomic  # noqa: E402
-from sdesim.normalized import NormalizedLinearClassifier, load_digits, sgd_sde  # noqa: E402
+from sdesim.normalized import NormalizedLinearClassifier, WeightNormMLP, load_digits, sgd_sde  # noqa: E402
 from sdesim.runners.block_kernel import BLOCK_PATHS  # noqa: E402
 
 from _timing import best_time  # noqa: E402
@@ -62,7 +64,7 @@ def main(argv=None):
     rows = []
     eligible = cpu.block_eligible
     for dtype in ("float64", "float32"):
-        row = {"dtype": dtype, "flops_per_path_step": flops, "paths": a.paths, "steps": a.steps}
+        row = {"model": "NormalizedLinearClassifier", "dtype": dtype, "flops_per_path_step": flops, "paths": a.paths, "steps": a.steps}
         for mode in ("block", "per_path"):
             cpu.block_eligible = eligible if mode == "block" else (lambda plan: False)
             try:
@@ -82,6 +84,23 @@ def main(argv=None):
               f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}),"
               f" GEMM {row['gemm_flops_per_s'] / 1e9:.1f} Gflop/s, block/per-path {row['block_over_per_path']:.2f}",
               flush=True)
+    # the MLP (8 hidden units): its block form against one path at a time (no GEMM fraction: its
+    # step is dominated by the tanh of n x hidden pre-activations, scalar libm calls in both forms)
+    mlp = WeightNormMLP(load_digits(), batch_size=32)
+    sde_m, w0_m = sgd_sde(mlp, 0.1, 1e-3), mlp.random_init(norm=1.0, seed=0)
+    row = {"model": "WeightNormMLP(hidden=8)", "dtype": "float64", "paths": a.paths, "steps": a.steps}
+    for mode in ("block", "per_path"):
+        cpu.block_eligible = eligible if mode == "block" else (lambda plan: False)
+        try:
+            secs, _ = best_time(lambda: sdesim.solve(sde_m, w0_m, ts, dt=1.0, n_paths=a.paths, seed=1, n_threads=1),
+                                a.repeats)
+        finally:
+            cpu.block_eligible = eligible
+        row[f"{mode}_path_steps_per_s"] = a.paths * a.steps / secs
+    row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
+    rows.append(row)
+    print(f"MLP float64: block {row['block_path_steps_per_s']:.4g}/s, per path {row['per_path_path_steps_per_s']:.4g}/s,"
+          f" block/per-path {row['block_over_per_path']:.2f}", flush=True)
     write_json_atomic(a.out, {"rows": rows, "threads": 1, "block_paths": BLOCK_PATHS,
                               "machine": platform.processor() or platform.machine(),
                               "load_average": list(os.getloadavg())})

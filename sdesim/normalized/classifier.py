@@ -31,8 +31,9 @@ class ClassifierParams(NamedTuple):
 
 
 @nb.njit(cache=True, fastmath=False)
-def softmax_residual(Z, Y):
-    """``softmax(Z) - Y`` row by row, shape ``(n, K)`` (``Y`` one-hot)."""
+def softmax_residual(Z, Y, per=1):
+    """``softmax(Z) - Y`` row by row, shape ``(n, K)`` (``Y`` one-hot; row ``i`` of ``Z`` has the
+    label ``Y[i // per]``: ``per`` consecutive rows per sample, e.g. one per path of a block)."""
     n, K = Z.shape
     R = np.empty((n, K))
     for i in range(n):
@@ -50,8 +51,9 @@ def softmax_residual(Z, Y):
         for k in range(K):
             total += E[i, k]
         inv = 1.0 / total
+        label = i // per
         for k in range(K):
-            R[i, k] = E[i, k] * inv - Y[i, k]
+            R[i, k] = E[i, k] * inv - Y[label, k]
     return R
 
 

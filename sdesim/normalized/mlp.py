@@ -86,6 +86,52 @@ def _raw_weighted_pair(wn, params, c0, c1, like):
     return A[:m].ravel(), A[m:].ravel()
 
 
+#: Samples per pass of the block form (its temporaries stay in cache: ~64 x paths x hidden values).
+_ROWS = 64
+
+
+@nb.njit(cache=True, fastmath=False)
+def _raw_weighted_pair_block(WN, params, c0, C1, like):
+    """:func:`_raw_weighted_pair` for a block of ``P`` paths (rows of ``WN`` and ``C1``), in passes
+    over :data:`_ROWS` samples: the pre-activations of all paths from one GEMM ``X_rows (.., p) @
+    U (p, P m)``, their logits from one GEMM ``(rows P, m) @ A``, and the weighted sums accumulated
+    by one GEMM ``[Q c0 | Q c1]^T @ X_rows`` per pass. A path's results depend on its own columns
+    only. -> ``(G, S)``, each ``(P, d)``."""
+    X, Y, A = params.X, params.Y, params.top
+    scale, gain = params.scale, params.gain
+    n, p = X.shape
+    m, P = A.shape[0], WN.shape[0]
+    U = np.empty((p, P * m))  # column q m + j: unit j of path q
+    for q in range(P):
+        for j in range(m):
+            for a in range(p):
+                U[a, q * m + j] = WN[q, j * p + a]
+    out = np.zeros((2 * m * P, p))
+    for lo in range(0, n, _ROWS):
+        hi = min(n, lo + _ROWS)
+        Xr = X[lo:hi]
+        H = np.tanh(gain * np.dot(Xr, U)).reshape(((hi - lo) * P, m))  # row i P + q: sample lo + i, path q
+        R = softmax_residual(np.dot(H, A) * scale, Y[lo:hi], P)
+        Q = np.dot(R, A.T) * (scale * gain)
+        Qp = np.empty((hi - lo, 2 * m * P))  # [Q c0 | Q c1] of every path
+        for i in range(hi - lo):
+            for q in range(P):
+                r = i * P + q
+                for j in range(m):
+                    v = Q[r, j] * (1.0 - H[r, j] * H[r, j])
+                    Qp[i, 2 * m * q + j] = v * c0[lo + i]
+                    Qp[i, 2 * m * q + m + j] = v * C1[q, lo + i]
+        out += np.dot(Qp.T, Xr)  # (2 m P, p)
+    G = np.empty((P, m * p))
+    S = np.empty((P, m * p))
+    for q in range(P):
+        for j in range(m):
+            for a in range(p):
+                G[q, j * p + a] = out[2 * m * q + j, a]
+                S[q, j * p + a] = out[2 * m * q + m + j, a]
+    return G, S
+
+
 @nb.njit(cache=True, fastmath=False)
 def _raw_samples(wn, params):
     X = params.X
@@ -130,7 +176,7 @@ def _raw_subset(wn, params, idx, c):
     return np.dot(Q.T, Xb).ravel()
 
 
-_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair)
+_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair, _raw_weighted_pair_block)
 _MINIBATCH_KERNEL = make_minibatch_kernel(_raw_subset)
 
 
@@ -173,8 +219,7 @@ class WeightNormMLP(DataModel):
         self.params = MLPParams(self.group_offsets, float(f), float(self.scale), float(self.gain), data.X, Y,
                                 np.einsum("ij,ij->i", data.X, data.X), self.top)
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
-         self.noise_trace_kernel, self.grad_and_noise_product_kernel) = _KERNELS[:5]
-        self.grad_and_noise_product_block_kernel = None  # (no block form yet: one path at a time)
+         self.noise_trace_kernel, self.grad_and_noise_product_kernel, self.grad_and_noise_product_block_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
         self.raw_subset, self.minibatch_grad_kernel = _raw_subset, _MINIBATCH_KERNEL
 
