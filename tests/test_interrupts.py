@@ -1,6 +1,7 @@
 """Ctrl-C is never lost (sdesim.runners.interrupts): a SIGINT that lands inside a ctypes callback
-(as llvmlite calls back into Python while Numba compiles) is dropped by Python; inside
-``sigint_deferred`` it is held and delivered when the block ends."""
+(as llvmlite calls back into Python while Numba compiles) or an object's ``__del__`` (as a Dask
+future's, while the sweep waits) is dropped by Python; inside ``sigint_deferred`` it is held and
+delivered when the block ends, inside ``sigint_noted`` the waiting loop's ``check()`` raises it."""
 
 import ctypes
 import os
@@ -9,7 +10,7 @@ import threading
 
 import pytest
 
-from sdesim.runners.interrupts import sigint_deferred
+from sdesim.runners.interrupts import sigint_deferred, sigint_noted
 
 _CALLBACK = ctypes.CFUNCTYPE(None)
 
@@ -72,3 +73,25 @@ def test_off_the_main_thread_it_changes_nothing():
     t.start()
     t.join()
     assert seen == [signal.default_int_handler]
+
+
+class _InterruptOnDelete:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10_000):  # the handler runs here, inside __del__, whose exceptions Python drops
+            pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_sigint_dropped_by_a_finalizer_is_raised_by_check():
+    _InterruptOnDelete()  # unguarded: printed and dropped (what made a real sweep miss a Ctrl-C)
+    reached = False
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_noted() as noted:
+            _InterruptOnDelete()
+            reached = True
+            noted.check()
+    assert reached
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with sigint_noted() as noted:  # no SIGINT: check() passes
+        noted.check()

@@ -50,7 +50,7 @@ import uuid
 from collections import deque
 
 
-from ..runners.interrupts import sigint_deferred
+from ..runners.interrupts import sigint_deferred, sigint_noted
 from ._io import OutputError, probe_output_dir, write_json_atomic
 from .config import check_sweep, expand_sweep, load_toml, point_hash
 from .sweep_cluster import (_kill_local_workers, _probe_scheduler, _quiet_distributed, _start_local_cluster,
@@ -212,33 +212,36 @@ class _Sweep:
         finished = queue.SimpleQueue()
         pending = deque(todo)
         self.nthreads, self.no_workers_since, last_check, last_beat = None, None, 0.0, time.monotonic()
-        second_look = False
-        while True:
-            now = time.monotonic()
-            if now - last_check >= 0.5 or self.nthreads is None:
-                last_check = now
-                self._check_workers(now)
-            if now - last_beat >= HEARTBEAT_S:
-                last_beat = now
-                for h in self.held:
-                    with contextlib.suppress(OSError):
-                        os.utime(_claim_path(self.results, h))
-            window = max(2, 2 * (self.nthreads or 0))
-            while pending and len(self.inflight) < window:
-                self._submit(*pending.popleft(), finished)
-            if not self.inflight:
-                if self.busy and not second_look:  # the other sweep may have finished or died meanwhile
-                    second_look = True
-                    pending.extend((h, p) for h, (p, _) in self.busy.items())
-                    self.busy.clear()
+        with sigint_noted() as noted:  # (a Ctrl-C that a Dask future's __del__ swallowed is raised again here)
+            second_look = False
+            while True:
+                noted.check()
+                now = time.monotonic()
+                if now - last_check >= 0.5 or self.nthreads is None:
+                    last_check = now
+                    self._check_workers(now)
+                if now - last_beat >= HEARTBEAT_S:
+                    last_beat = now
+                    for h in self.held:
+                        with contextlib.suppress(OSError):
+                            os.utime(_claim_path(self.results, h))
+                window = max(2, 2 * (self.nthreads or 0))
+                while pending and len(self.inflight) < window:
+                    self._submit(*pending.popleft(), finished)
+                if not self.inflight:
+                    if self.busy and not second_look:  # the other sweep may have finished or died meanwhile
+                        second_look = True
+                        pending.extend((h, p) for h, (p, _) in self.busy.items())
+                        self.busy.clear()
+                        continue
+                    break
+                try:
+                    fut = finished.get(timeout=0.25)
+                except queue.Empty:
                     continue
-                break
-            try:
-                fut = finished.get(timeout=0.25)
-            except queue.Empty:
-                continue
-            self._collect(fut)
-            del fut
+                self._collect(fut)
+                del fut
+            noted.check()
         stats = self.stats
         stats["busy"] = len(self.busy)
         stats["skipped"] = stats["total"] - stats["ran"] - stats["busy"]

@@ -1,4 +1,5 @@
-"""Ctrl-C held over a critical stretch and delivered at its end, never lost.
+"""Ctrl-C never lost: held over a critical stretch and delivered at its end, or noted so that a
+waiting loop raises it again where Python dropped it.
 
 Two stretches need it. Writing a result's files (both or neither). And compiling: Numba compiles
 through llvmlite, which calls back into Python from C (ctypes) while it builds and caches code; a
@@ -15,7 +16,7 @@ import contextlib
 import signal
 import threading
 
-__all__ = ["sigint_deferred"]
+__all__ = ["sigint_deferred", "sigint_noted"]
 
 
 @contextlib.contextmanager
@@ -39,3 +40,40 @@ def sigint_deferred():
                 old(*got[0])
             else:  # SIG_DFL (the process would end): a KeyboardInterrupt, which the caller can clean up after
                 raise KeyboardInterrupt
+
+
+class _Noted:
+    """What :func:`sigint_noted` yields: ``check()`` raises ``KeyboardInterrupt`` once a SIGINT came."""
+
+    def __init__(self):
+        self.signals = []
+
+    def check(self):
+        if self.signals:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigint_noted():
+    """SIGINT inside the block acts as before (the handler in place runs: Python's default raises
+    ``KeyboardInterrupt``) and is also noted. A ``KeyboardInterrupt`` raised where Python drops
+    exceptions (an object's ``__del__``, e.g. a Dask future released while the main thread waits;
+    a ctypes callback) is then not lost: the waiting loop calls ``noted.check()`` on each turn."""
+    noted = _Noted()
+    old = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or old == signal.SIG_IGN or old is None:
+        yield noted
+        return
+
+    def handler(signum, frame):
+        noted.signals.append(signum)
+        if callable(old):
+            old(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, old)
