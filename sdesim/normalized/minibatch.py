@@ -146,44 +146,50 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
         tangent_per_group(g, wn, offsets, norms, 1.0, grad_out)
         tangent_per_group(s, wn, offsets, norms, f, noise_out)
 
-    block_kernel = None
-    if raw_weighted_pair_block is not None:
-        @nb.njit(fastmath=False)
-        def block_kernel(W, params, dB, grad_out, noise_out):
-            # grad_and_noise_product_kernel for the rows of W (paths): one forward pass, one GEMM each, for
-            # all; the per-path steps (normalize_groups, _centred, tangent_per_group) inline, without allocations
-            offsets, f = params.offsets, params.f
-            P, n, k = W.shape[0], dB.shape[1], offsets.size - 1
-            WN, norms, C1 = np.empty(W.shape), np.empty((P, k)), np.empty((P, n))
-            for q in range(P):
-                for j in range(k):
-                    acc = 0.0
-                    for a in range(offsets[j], offsets[j + 1]):
-                        acc += W[q, a] * W[q, a]
-                    norms[q, j] = np.sqrt(acc)
-                    for a in range(offsets[j], offsets[j + 1]):
-                        WN[q, a] = W[q, a] / norms[q, j]
-                mean = 0.0
-                for i in range(n):
-                    mean += dB[q, i]
-                mean /= n
-                for i in range(n):
-                    C1[q, i] = dB[q, i] - mean
-            G, S = raw_weighted_pair_block(WN, params, np.full(n, 1.0 / n), C1, W)
-            for q in range(P):
-                for j in range(k):
-                    dot_g, dot_s = 0.0, 0.0
-                    for a in range(offsets[j], offsets[j + 1]):
-                        dot_g += G[q, a] * WN[q, a]
-                        dot_s += S[q, a] * WN[q, a]
-                    for a in range(offsets[j], offsets[j + 1]):
-                        grad_out[q, a] = (G[q, a] - dot_g * WN[q, a]) / norms[q, j]
-                        noise_out[q, a] = f * (S[q, a] - dot_s * WN[q, a]) / norms[q, j]
-
     # (compiled on their own when the SDE's functions are checked in Python: shared and cached)
     kernels = tuple(disk_cached(k) for k in (grad_kernel, noise_product_kernel, noise_factor_kernel,
                                              noise_trace_kernel, grad_and_noise_product_kernel))
-    return kernels + (None if block_kernel is None else disk_cached(block_kernel),)
+    block = None if raw_weighted_pair_block is None else disk_cached(_make_block_kernel(raw_weighted_pair_block))
+    return kernels + (block,)
+
+
+def _make_block_kernel(raw_weighted_pair_block):
+    """``grad_and_noise_product_block(W, params, dB, grad_out, noise_out)``: the fused kernel for the
+    rows of ``W`` (paths) from the model's ``raw_weighted_pair_block``."""
+
+    @nb.njit(fastmath=False)
+    def block_kernel(W, params, dB, grad_out, noise_out):
+        # grad_and_noise_product_kernel for the rows of W (paths): one forward pass, one GEMM each, for
+        # all; the per-path steps (normalize_groups, _centred, tangent_per_group) inline, without allocations
+        offsets, f = params.offsets, params.f
+        P, n, k = W.shape[0], dB.shape[1], offsets.size - 1
+        WN, norms, C1 = np.empty(W.shape), np.empty((P, k)), np.empty((P, n))
+        for q in range(P):
+            for j in range(k):
+                acc = 0.0
+                for a in range(offsets[j], offsets[j + 1]):
+                    acc += W[q, a] * W[q, a]
+                norms[q, j] = np.sqrt(acc)
+                for a in range(offsets[j], offsets[j + 1]):
+                    WN[q, a] = W[q, a] / norms[q, j]
+            mean = 0.0
+            for i in range(n):
+                mean += dB[q, i]
+            mean /= n
+            for i in range(n):
+                C1[q, i] = dB[q, i] - mean
+        G, S = raw_weighted_pair_block(WN, params, np.full(n, 1.0 / n), C1, W)
+        for q in range(P):
+            for j in range(k):
+                dot_g, dot_s = 0.0, 0.0
+                for a in range(offsets[j], offsets[j + 1]):
+                    dot_g += G[q, a] * WN[q, a]
+                    dot_s += S[q, a] * WN[q, a]
+                for a in range(offsets[j], offsets[j + 1]):
+                    grad_out[q, a] = (G[q, a] - dot_g * WN[q, a]) / norms[q, j]
+                    noise_out[q, a] = f * (S[q, a] - dot_s * WN[q, a]) / norms[q, j]
+
+    return block_kernel
 
 
 def make_minibatch_kernel(raw_subset):
