@@ -52,7 +52,7 @@ float32_as_bits = _bitcast(nb.types.float32, nb.types.uint32)  # float32 -> its 
 
 @nb.njit(inline="always", cache=True, fastmath=False)
 def _counter32(tag, group, cell, path):
-    c0 = np.uint64(tag) | ((np.uint64(group) >> _S32) << _HIGH_SHIFT) | _STREAM_BIT
+    c0 = (np.uint64(tag) | ((np.uint64(group) >> _S32) << _HIGH_SHIFT) | _STREAM_BIT) & _MASK32  # (see rng._counter)
     return c0, np.uint64(group) & _MASK32, np.uint64(cell) & _MASK32, np.uint64(path) & _MASK32
 
 
@@ -112,28 +112,58 @@ def normal32_at(k0, k1, tag, index, cell, path):
 
 
 @nb.njit(inline="always", cache=True, fastmath=False)
+def _partial_group(k0, k1, tag, group, lo, hi, cell, path, out, at):
+    """Normals ``lo .. hi - 1`` (of 0 .. 3) of group ``group`` into ``out[at:]``: one Philox call."""
+    c0, c1, c2, c3 = _counter32(tag, group, cell, path)
+    a, b = philox4x32(c0, c1, c2, c3, k0, k1)
+    if lo < 2:
+        z0, z1 = _pair(a)
+        if lo == 0:
+            out[at] = z0
+        if hi > 1:
+            out[at + 1 - lo] = z1
+    if hi > 2:
+        z2, z3 = _pair(b)
+        if lo <= 2:
+            out[at + 2 - lo] = z2
+        if hi > 3:
+            out[at + 3 - lo] = z3
+
+
+@nb.njit(inline="always", cache=True, fastmath=False)
 def normals_range32(k0, k1, tag, start, count, cell, path, out):
     """Write the float32 normals ``start .. start+count-1`` into ``out[:count]`` (a float32 array).
 
-    Equal, number for number, to :func:`normal32_at` for each index: whole groups of four in one
-    branch-free loop, single normals up to the first group boundary and after the last.
+    Equal, number for number, to :func:`normal32_at` for each index. The whole groups of four run
+    in two branch-free passes the compiler vectorises: the Philox words first (stored in ``out`` as
+    raw bits, four per group), then Box-Muller on each pair of words in place (a single loop of
+    both ran on half-width lanes, 1.6x slower). A group cut by either end costs one Philox call.
     """
-    lead = (4 - (start & 3)) & 3  # single normals up to a group boundary (0 .. 3: provably >= 0)
-    if count < lead:
-        lead = 0
-    for i in range(lead):
-        out[i] = normal32_at(k0, k1, tag, start + i, cell, path)
-    n_groups = max(count - lead, 0) >> 2
+    if count <= 0:
+        return
+    end = start + count
+    lead = (4 - (start & 3)) & 3  # normals before the first group boundary (0 .. 3: provably >= 0)
+    if (start >> 2) == ((end - 1) >> 2):  # all inside one group
+        _partial_group(k0, k1, tag, start >> 2, start & 3, (start & 3) + count, cell, path, out, 0)
+        return
+    if lead:
+        _partial_group(k0, k1, tag, start >> 2, start & 3, 4, cell, path, out, 0)
     first = (start + lead) >> 2
+    n_groups = (end - start - lead) >> 2
     for g in range(n_groups):
         c0, c1, c2, c3 = _counter32(tag, first + g, cell, path)
         a, b = philox4x32(c0, c1, c2, c3, k0, k1)
-        z0, z1 = _pair(a)
-        z2, z3 = _pair(b)
         j = lead + 4 * g
-        out[j] = z0
-        out[j + 1] = z1
-        out[j + 2] = z2
-        out[j + 3] = z3
-    for i in range(lead + 4 * n_groups, count):  # (count < 4 - start % 4: all of them)
-        out[i] = normal32_at(k0, k1, tag, start + i, cell, path)
+        out[j] = bits_as_float32(np.uint32(a & _MASK32))
+        out[j + 1] = bits_as_float32(np.uint32(a >> _S32))
+        out[j + 2] = bits_as_float32(np.uint32(b & _MASK32))
+        out[j + 3] = bits_as_float32(np.uint32(b >> _S32))
+    for p in range(2 * n_groups):
+        j = lead + 2 * p
+        r = _radius(np.uint64(float32_as_bits(out[j])))
+        c, s = _cos_sin(np.uint64(float32_as_bits(out[j + 1])))
+        out[j] = r * c
+        out[j + 1] = r * s
+    tail = end & 3
+    if tail:
+        _partial_group(k0, k1, tag, (end - 1) >> 2, 0, tail, cell, path, out, count - tail)
