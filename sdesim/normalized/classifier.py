@@ -10,7 +10,7 @@ import numba as nb
 import numpy as np
 
 from ._checks import check_bool, check_int, check_real
-from ._fastexp import exp_nonpositive
+from ._fastexp import exp_nonpositive, exp_nonpositive_any
 from .data import check_dataset
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 from .precision import in_precision_of
@@ -101,16 +101,21 @@ def _raw_weighted_pair_block(WN, params, c0, C1, like):
                 Wcat[i, k * P + q] = WN[q, i * K + k]
     Z = np.dot(X, Wcat)  # (n, K P): the logits of every path (before the scale)
     C1T = np.ascontiguousarray(C1.T)
+    # the softmax in the logits' precision (float32 for a float32 state: its own exp, twice the lanes)
+    real = X.dtype.type
     R2 = np.empty((n, 2 * K * P), X.dtype)  # [R c0 | R c1] of every path, k-major
-    zmax, shifted, ex, inv = np.empty(P), np.empty(K * P), np.empty(K * P), np.empty(P)
+    zmax, shifted, ex, inv = np.empty(P, X.dtype), np.empty(K * P, X.dtype), np.empty(K * P, X.dtype), np.empty(P, X.dtype)
+    scale_r, one = real(scale), real(1.0)
+    uK, uP = np.uint64(K), np.uint64(P)
     for i in range(n):  # row by row: the softmax residual of every path
         zi = Z[i]
         # shift the logits below 0 for exp_nonpositive: by |x_i| scale, a bound on every logit of the
         # row (|wn| = 1), where the largest term then stays far above underflow; else by each path's max
         bound = scale * np.sqrt(params.xx[i])
-        if bound < 300.0:
+        if bound < in_precision_of(X, 300.0, 30.0):  # (float32: e^(-2 bound) >> its exp's floor e^-87)
+            bound_r = real(bound)
             for j in range(K * P):
-                shifted[j] = zi[j] * scale - bound
+                shifted[j] = zi[j] * scale_r - bound_r
         else:
             for q in range(P):
                 zmax[q] = zi[q]
@@ -119,24 +124,26 @@ def _raw_weighted_pair_block(WN, params, c0, C1, like):
                     zmax[q] = max(zmax[q], zi[k * P + q])
             for k in range(K):
                 for q in range(P):
-                    shifted[k * P + q] = (zi[k * P + q] - zmax[q]) * scale
-        exp_nonpositive(shifted, ex)  # (not in place: an aliased output keeps the loop off SIMD lanes)
+                    shifted[k * P + q] = (zi[k * P + q] - zmax[q]) * scale_r
+        exp_nonpositive_any(shifted, ex)  # (not in place: an aliased output keeps the loop off SIMD lanes)
         for q in range(P):
-            inv[q] = 0.0
-        for k in range(K):
-            for q in range(P):
-                inv[q] += ex[k * P + q]
+            inv[q] = 0
+        # (unsigned indices: no wraparound select for negative indices, which kept these loops off SIMD lanes)
+        for k in range(uK):
+            for q in range(uP):
+                inv[q] += ex[k * uP + q]
         for q in range(P):
-            inv[q] = 1.0 / inv[q]
+            inv[q] = one / inv[q]
         ri, yi, ci, c1 = R2[i], Y[i], c0[i], C1T[i]
-        for k in range(K):
-            for q in range(P):
-                r = ex[k * P + q] * inv[q] - yi[k]
-                ri[k * P + q] = r * ci
-                ri[(K + k) * P + q] = r * c1[q]
+        for k in range(uK):
+            yk = real(yi[k])
+            for q in range(uP):
+                r = ex[k * uP + q] * inv[q] - yk
+                ri[k * uP + q] = r * ci
+                ri[(uK + k) * uP + q] = r * c1[q]
     A = np.dot(X.T, R2) * scale  # (p, 2 K P)
-    G = np.empty((P, p * K))
-    S = np.empty((P, p * K))
+    G = np.empty((P, p * K), X.dtype)
+    S = np.empty((P, p * K), X.dtype)
     for q in range(P):
         for i in range(p):
             for k in range(K):

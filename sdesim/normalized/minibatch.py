@@ -163,7 +163,7 @@ def _make_block_kernel(raw_weighted_pair_block):
         # all; the per-path steps (normalize_groups, _centred, tangent_per_group) inline, without allocations
         offsets, f = params.offsets, params.f
         P, n, k = W.shape[0], dB.shape[1], offsets.size - 1
-        WN, norms, C1 = np.empty(W.shape), np.empty((P, k)), np.empty((P, n))
+        WN, norms, C1 = np.empty(W.shape, W.dtype), np.empty((P, k), W.dtype), np.empty((P, n), W.dtype)
         for q in range(P):
             for j in range(k):
                 acc = 0.0
@@ -178,7 +178,7 @@ def _make_block_kernel(raw_weighted_pair_block):
             mean /= n
             for i in range(n):
                 C1[q, i] = dB[q, i] - mean
-        G, S = raw_weighted_pair_block(WN, params, np.full(n, 1.0 / n), C1, W)
+        G, S = raw_weighted_pair_block(WN, params, np.full(n, W.dtype.type(1.0 / n)), C1, W)
         for q in range(P):
             for j in range(k):
                 dot_g, dot_s = 0.0, 0.0
