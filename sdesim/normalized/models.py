@@ -95,11 +95,11 @@ def _sphere_grad(w, params, out):
     """grad of L(w) = 1/2 wbar^T H wbar: (1/|w|) (I - wbar wbar^T) H wbar."""
     H = in_precision_of(w, params.H, params.H32)
     d = w.size
-    r = _norm(w)
     if H.shape[0] == 0:
         for i in range(d):
             out[i] = 0.0
         return
+    r = _norm(w)
     proj = w.dtype.type(0.0)
     for i in range(d):
         acc = w.dtype.type(0.0)
@@ -134,10 +134,14 @@ def _sphere_loss(w, params):
 def _sphere_noise_product(w, params, dB, out):
     """S(w) dB with S = (s / |w|) (I - wbar wbar^T)  (a projector, so S S^T = Sigma)."""
     s = w.dtype.type(params.s)
-    r = _norm(w)
+    # |w|^2 and w . dB in one loop: two independent chains of additions side by side (the same sums,
+    # in the same order, as in _norm: the same bits, about half the latency at small d)
+    acc = w.dtype.type(0.0)
     dot = w.dtype.type(0.0)
     for i in range(w.size):
+        acc += w[i] * w[i]
         dot += w[i] * dB[i]
+    r = np.sqrt(acc)
     for i in range(w.size):
         out[i] = s / r * (dB[i] - dot * w[i] / (r * r))
 
