@@ -20,7 +20,7 @@ import numpy as np
 from ..brownian.rng import bits_as_float, float_as_bits
 from ..brownian.rng32 import bits_as_float32, float32_as_bits
 
-__all__ = ["exp_nonpositive", "exp_nonpositive32", "exp_nonpositive_any"]
+__all__ = ["exp_nonpositive", "exp_nonpositive_scalar", "exp_nonpositive32", "exp_nonpositive_any"]
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * _LN2_HI is exact for |k| < 2**11
@@ -34,22 +34,29 @@ _HORNER = tuple(1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64))) for 
 _LEAD = 1.0 / float(np.prod(np.arange(1, 14, dtype=np.float64)))
 
 
+@nb.njit(inline="always", fastmath={"contract"}, cache=True)
+def exp_nonpositive_scalar(x):
+    """``exp(x)`` of one float64 ``x <= 0`` (below ``-700``: ``e^-700``; NaN stays NaN); the body of
+    :func:`exp_nonpositive`, for loops of other functions that should run on SIMD lanes."""
+    v = _LOWEST if x < _LOWEST else x  # NaN stays NaN
+    kr = v * _LOG2E + _ROUND
+    if kr != kr:
+        kr = _ROUND  # NaN: k = 0, so that the exponent update below leaves p's NaN alone
+    k = kr - _ROUND                        # round(v / ln 2), as a float
+    r = (v - k * _LN2_HI) - k * _LN2_LO    # |r| <= ln(2)/2
+    p = _LEAD
+    for c in _HORNER:
+        p = p * r + c
+    # multiply by 2**k: add k (the low bits of kr) to the exponent field
+    return bits_as_float(float_as_bits(p) + ((float_as_bits(kr) - _ROUND_BITS) << _EXP_SHIFT))
+
+
 @nb.njit(fastmath={"contract"}, cache=True)
 def exp_nonpositive(x, out):
     """``out[i] = exp(x[i])`` for 1-d contiguous float64 arrays with ``x[i] <= 0``. ``out`` may be ``x``,
     but then the compiler's overlap check runs the scalar loop (about 3x slower): pass another array."""
     for i in range(x.size):
-        v = _LOWEST if x[i] < _LOWEST else x[i]  # NaN stays NaN
-        kr = v * _LOG2E + _ROUND
-        if kr != kr:
-            kr = _ROUND  # NaN: k = 0, so that the exponent update below leaves p's NaN alone
-        k = kr - _ROUND                        # round(v / ln 2), as a float
-        r = (v - k * _LN2_HI) - k * _LN2_LO    # |r| <= ln(2)/2
-        p = _LEAD
-        for c in _HORNER:
-            p = p * r + c
-        # multiply by 2**k: add k (the low bits of kr) to the exponent field (no scratch array)
-        out[i] = bits_as_float(float_as_bits(p) + ((float_as_bits(kr) - _ROUND_BITS) << _EXP_SHIFT))
+        out[i] = exp_nonpositive_scalar(x[i])
 
 _F = np.float32
 _LOG2E32 = _F(1.4426950408889634)

@@ -13,6 +13,7 @@ import numba as nb
 import numpy as np
 
 from ._checks import check_bool, check_int, check_real
+from ._fasttanh import tanh_of
 from .classifier import softmax_residual
 from .data import check_dataset
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
@@ -40,7 +41,7 @@ def _forward(wn, params, X):
     m = A.shape[0]
     U = wn.reshape((m, X.shape[1]))
     S = np.dot(X, U.T)
-    H = np.tanh(gain * S)
+    H = tanh_of(gain * S)
     return S, H, np.dot(H, A) * scale
 
 
@@ -110,7 +111,7 @@ def _raw_weighted_pair_block(WN, params, c0, C1, like):
     for lo in range(0, n, _ROWS):
         hi = min(n, lo + _ROWS)
         Xr = X[lo:hi]
-        H = np.tanh(gain * np.dot(Xr, U)).reshape(((hi - lo) * P, m))  # row i P + q: sample lo + i, path q
+        H = tanh_of(gain * np.dot(Xr, U)).reshape(((hi - lo) * P, m))  # row i P + q: sample lo + i, path q
         R = softmax_residual(np.dot(H, A) * scale, Y[lo:hi], P)
         Q = np.dot(R, A.T) * (scale * gain)
         Qp = np.empty((hi - lo, 2 * m * P))  # [Q c0 | Q c1] of every path
