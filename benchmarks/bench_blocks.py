@@ -12,7 +12,11 @@ Per dtype, on one thread (BLAS held to one thread), compile excluded, best of ``
   and ``(p, n) @ (n, 64 K)``), in the same run;
 * the fraction of the GEMM rate the solve reaches (achieved flop rate / GEMM rate);
 
-and the weight-normalized MLP (8 hidden units), block form against one path at a time.
+and the weight-normalized MLP (``m = 8`` hidden units), block form against one path at a time, with
+its flops counted as its four products: the pre-activations ``X U`` (``2 n p m``), the logits
+``H A`` (``2 n m K``), ``R A^T`` (``2 n K m``) and the weighted sums ``[Q c0, Q c1]^T X``
+(``4 n p m``): 4.64 Mflop per path-step; its GEMM rate is NumPy's on its two large products for a
+block (``(n, p) @ (p, 32 m)`` and ``(32 * 2m, n) @ (n, p)``).
 
     python benchmarks/bench_blocks.py [--paths 256] [--steps 20] [--out FILE.json]
 """
@@ -43,6 +47,15 @@ def gemm_rate(X, K, dtype, repeats):
     R = np.random.default_rng(1).random((n, 2 * BLOCK_PATHS * K)).astype(dtype)
     secs, _ = best_time(lambda: (Xd @ W, Xd.T @ R), repeats)
     return (2 * n * p * K + 4 * n * p * K) * BLOCK_PATHS / secs
+
+
+def mlp_gemm_rate(X, hidden, repeats):
+    """Flop rate of the MLP's two large products for a block of BLOCK_PATHS paths (one thread)."""
+    n, p = X.shape
+    U = np.random.default_rng(0).random((p, BLOCK_PATHS * hidden))
+    Q = np.random.default_rng(1).random((n, 2 * BLOCK_PATHS * hidden))
+    secs, _ = best_time(lambda: (X @ U, Q.T @ X), repeats)
+    return (2 * n * p * hidden + 4 * n * p * hidden) * BLOCK_PATHS / secs
 
 
 def main(argv=None):
@@ -84,11 +97,13 @@ def main(argv=None):
               f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}),"
               f" GEMM {row['gemm_flops_per_s'] / 1e9:.1f} Gflop/s, block/per-path {row['block_over_per_path']:.2f}",
               flush=True)
-    # the MLP (8 hidden units): its block form against one path at a time (no GEMM fraction: its
-    # step is dominated by the tanh of n x hidden pre-activations, scalar libm calls in both forms)
+    # the MLP (8 hidden units): its block form against one path at a time, and against the GEMM rate
     mlp = WeightNormMLP(load_digits(), batch_size=32)
     sde_m, w0_m = sgd_sde(mlp, 0.1, 1e-3), mlp.random_init(norm=1.0, seed=0)
-    row = {"model": "WeightNormMLP(hidden=8)", "dtype": "float64", "paths": a.paths, "steps": a.steps}
+    hidden = mlp.params.top.shape[0]
+    flops_m = 6 * n * p * hidden + 4 * n * hidden * K
+    row = {"model": f"WeightNormMLP(hidden={hidden})", "dtype": "float64", "paths": a.paths, "steps": a.steps,
+           "flops_per_path_step": flops_m}
     for mode in ("block", "per_path"):
         cpu.block_eligible = eligible if mode == "block" else (lambda plan: False)
         try:
@@ -98,9 +113,14 @@ def main(argv=None):
             cpu.block_eligible = eligible
         row[f"{mode}_path_steps_per_s"] = a.paths * a.steps / secs
     row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
+    with threadpool_limits(1):
+        row["gemm_flops_per_s"] = mlp_gemm_rate(model.params.X, hidden, 5 * a.repeats)
+    for mode in ("block", "per_path"):
+        row[f"{mode}_fraction_of_gemm_rate"] = row[f"{mode}_path_steps_per_s"] * flops_m / row["gemm_flops_per_s"]
     rows.append(row)
-    print(f"MLP float64: block {row['block_path_steps_per_s']:.4g}/s, per path {row['per_path_path_steps_per_s']:.4g}/s,"
-          f" block/per-path {row['block_over_per_path']:.2f}", flush=True)
+    print(f"MLP float64: block {row['block_path_steps_per_s']:.4g}/s ({row['block_fraction_of_gemm_rate']:.2f} of "
+          f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}), "
+          f"GEMM {row['gemm_flops_per_s'] / 1e9:.1f} Gflop/s, block/per-path {row['block_over_per_path']:.2f}", flush=True)
     write_json_atomic(a.out, {"rows": rows, "threads": 1, "block_paths": BLOCK_PATHS,
                               "machine": platform.processor() or platform.machine(),
                               "load_average": list(os.getloadavg())})
