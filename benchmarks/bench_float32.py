@@ -77,8 +77,9 @@ def main(argv=None):
     if not os.access(out_dir, os.W_OK):  # (check where the results go before computing them)
         raise SystemExit(f"cannot write to {out_dir}")
     sides = [("new", here, SETUPS)]
-    if a.baseline:
-        sides.insert(0, ("baseline", a.baseline, [s for s in SETUPS if s[2] == "-"]))
+    if a.baseline:  # (native float32 too where the baseline has it: brownian_dtype)
+        native = "brownian_dtype" in open(os.path.join(a.baseline, "sdesim", "driver.py")).read()
+        sides.insert(0, ("baseline", a.baseline, [s for s in SETUPS if s[2] == "-" or native]))
     n_threads = os.cpu_count() or 1
     rows = []
     for d in a.dims:
@@ -94,7 +95,8 @@ def main(argv=None):
         row["float32_over_float64"] = thr["new_float32"] / thr["new_float64"]
         row["float32_state_over_float64"] = thr["new_float32_state"] / thr["new_float64"]
         if a.baseline:
-            row["new_float32_over_baseline_float32"] = thr["new_float32"] / thr["baseline_float32_state"]
+            row["new_float32_over_baseline_float32"] = thr["new_float32"] / thr.get("baseline_float32",
+                                                                                      thr["baseline_float32_state"])
             row["new_float64_over_baseline_float64"] = thr["new_float64"] / thr["baseline_float64"]
         all_threads = {name: sample(here, d, a.steps, 100, a.repeats, n_threads, dtype, brownian)
                        for name, dtype, brownian in SETUPS if name != "float32_state"}
