@@ -52,18 +52,21 @@ def test_normals_are_standard_normal():
 def _range_vs_at(k0, k1, tag, start, count, cell, path):
     out = np.empty(count)
     normals_range(k0, k1, tag, start, count, cell, path, out)
+    wide = np.zeros((count, 2))
+    normals_range(k0, k1, tag, start, count, cell, path, wide[:, 1])  # a strided view: plain 64-bit stores
     ref = np.empty(count)
     for i in range(count):
         ref[i] = normal_at(k0, k1, tag, start + i, cell, path)
-    return out, ref
+    return out, wide[:, 1].copy(), ref
 
 
 @settings(max_examples=40, deadline=None)
 @given(tag=st.integers(0, 40), start=st.integers(0, 2**40), count=st.integers(1, 300),
        cell=st.integers(0, 2**32 - 1), path=st.integers(0, 2**32 - 1), seed=st.integers(0, 2**64 - 1))
 def test_block_draws_equal_random_access_draws(tag, start, count, cell, path, seed):
-    out, ref = _range_vs_at(*seed_to_key(seed), tag, start, count, cell, path)
+    out, strided, ref = _range_vs_at(*seed_to_key(seed), tag, start, count, cell, path)
     np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(strided, ref)
 
 
 TS = np.array([0.0, 0.3, 0.5, 0.77, 1.0])

@@ -22,7 +22,8 @@ import llvmlite.ir
 import numba as nb
 import numpy as np
 
-__all__ = ["philox4x32", "seed_to_key", "normal_at", "normals_range", "TAG_BITS", "TAG_SGD_NOISE", "TAG_SGD_BATCH", "bits_as_float", "float_as_bits"]
+__all__ = ["philox4x32", "seed_to_key", "normal_at", "normals_range", "TAG_BITS", "TAG_SGD_NOISE", "TAG_SGD_BATCH", "bits_as_float", "float_as_bits",
+           "store_halves", "store_word"]
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -240,6 +241,25 @@ def store_halves(typingctx, arr, index, word):
     return nb.types.none(arr, index, word), codegen
 
 
+def store_word(arr, index, word):
+    """``arr[index]`` takes the bits of the uint64 ``word``: by :func:`store_halves` for a
+    C-contiguous 1-d float64 array, else by an ordinary store (chosen at compile time by the
+    overload below; this body serves interpreted runs)."""
+    arr[index] = np.frombuffer(np.uint64(word).tobytes(), dtype=arr.dtype)[0]
+
+
+@nb.extending.overload(store_word, inline="always")
+def _store_word(arr, index, word):
+    if isinstance(arr, nb.types.Array) and arr.ndim == 1 and arr.layout == "C" and arr.dtype == nb.types.float64:
+        return lambda arr, index, word: store_halves(arr, index, word)
+    return lambda arr, index, word: _store_bits(arr, index, word)
+
+
+@nb.njit(inline="always", cache=True, fastmath=False)
+def _store_bits(arr, index, word):
+    arr[index] = bits_as_float(word)
+
+
 @nb.njit(inline="always", cache=True, fastmath=False)
 def normals_range(k0, k1, tag, start, count, cell, path, out):
     """Write the normals number ``start .. start+count-1`` of a counter block into ``out[:count]``.
@@ -261,8 +281,8 @@ def normals_range(k0, k1, tag, start, count, cell, path, out):
             a, b = philox4x32(c0, c1, c2, c3, k0, k1)
             # each word stored as its two 32-bit halves: the same bits, but the compiler then runs
             # twice as many Philox calls side by side (1.7x faster than storing 64-bit words)
-            store_halves(out, lead + 2 * p, a)
-            store_halves(out, lead + 2 * p + 1, b)
+            store_word(out, lead + 2 * p, a)
+            store_word(out, lead + 2 * p + 1, b)
     else:
         for p in range(n_pairs):
             c0, c1, c2, c3 = _counter(tag, first + p, cell, path)
