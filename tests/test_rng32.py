@@ -120,3 +120,12 @@ def test_the_float32_stream_is_independent_of_the_float64_one():
     n = a.size
     assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(n)
     assert abs(np.mean(np.sign(a) == np.sign(b)) - 0.5) < 4 * np.sqrt(0.25 / n)
+
+
+def test_every_partial_group_equals_random_access_draws():
+    # every way a range can start and end inside a group of four (one group, two cut groups, ...)
+    k0, k1 = seed_to_key(77)
+    for start in range(1000, 1008):
+        for count in range(0, 14):
+            out, ref = _range_vs_at(k0, k1, 5, start, count, 3, 9)
+            np.testing.assert_array_equal(out, ref)
