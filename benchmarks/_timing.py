@@ -1,8 +1,13 @@
-"""What the benchmark scripts share: the best-of-n wall time of a call, compile excluded."""
+"""What the benchmark scripts share: the best-of-n wall time of a call (compile excluded), a child
+process that measures in another checkout of sdesim, and the check of where results go."""
 
+import json
+import os
+import subprocess
+import sys
 import time
 
-__all__ = ["best_time"]
+__all__ = ["best_time", "run_in_checkout", "writable_out_dir"]
 
 
 def best_time(run, repeats):
@@ -15,3 +20,22 @@ def best_time(run, repeats):
         result = run()
         best = min(best, time.perf_counter() - t)
     return best, result
+
+
+def run_in_checkout(root, code, *args):
+    """Run the Python ``code`` (which prints a JSON object on its last line) with the sdesim of the
+    checkout ``root`` (a folder holding ``sdesim/``), with ``args`` as its ``sys.argv[1:]``; returns
+    the object. Alternating such children lets two checkouts be measured in one machine state."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(root))
+    out = subprocess.run([sys.executable, "-c", code, *(str(a) for a in args)], env=env, capture_output=True,
+                         text=True, check=True, cwd=os.path.abspath(root))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def writable_out_dir(path):
+    """Make the folder of the results file ``path`` and check that it can be written, before any
+    result is computed (nothing computed is then lost to a bad path)."""
+    out_dir = os.path.dirname(os.path.abspath(path))
+    os.makedirs(out_dir, exist_ok=True)
+    if not os.access(out_dir, os.W_OK):
+        raise SystemExit(f"cannot write to {out_dir}")

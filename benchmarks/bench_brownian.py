@@ -10,11 +10,11 @@ Compile time is excluded (one warm-up solve per process); each sample is the min
 """
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
+
+from _timing import run_in_checkout, writable_out_dir
 
 _CHILD = r"""
 import json, sys, time
@@ -33,10 +33,7 @@ print(json.dumps({"path_steps_per_s": paths * steps / best, "sdesim": sdesim.__f
 
 
 def sample(root, d, steps, paths, repeats):
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(root))
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(d), str(steps), str(paths), str(repeats)],
-                         env=env, capture_output=True, text=True, check=True, cwd=os.path.abspath(root))
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in_checkout(root, _CHILD, d, steps, paths, repeats)
 
 
 def main(argv=None):
@@ -49,6 +46,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each side is kept")
     ap.add_argument("--out", default="benchmarks/results/bench_brownian.json")
     a = ap.parse_args(argv)
+    writable_out_dir(a.out)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     rows = []
     for d in a.dims:

@@ -18,11 +18,11 @@ keeps busy), with its throughput.
 """
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
+
+from _timing import run_in_checkout, writable_out_dir
 
 _CHILD = r"""
 import json, os, sys, time
@@ -54,11 +54,7 @@ SETUPS = [("float64", "float64", "-"), ("float32_state", "float32", "-"), ("floa
 
 
 def sample(root, d, steps, paths, repeats, threads, dtype, brownian):
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(root))
-    args = [str(v) for v in (d, steps, paths, repeats, threads, dtype, brownian)]
-    out = subprocess.run([sys.executable, "-c", _CHILD, *args], env=env, capture_output=True, text=True,
-                         check=True, cwd=os.path.abspath(root))
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in_checkout(root, _CHILD, d, steps, paths, repeats, threads, dtype, brownian)
 
 
 def main(argv=None):
@@ -73,9 +69,7 @@ def main(argv=None):
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path.insert(0, here)
     from sdesim.app._io import write_json_atomic
-    out_dir = os.path.dirname(os.path.abspath(a.out))
-    if not os.access(out_dir, os.W_OK):  # (check where the results go before computing them)
-        raise SystemExit(f"cannot write to {out_dir}")
+    writable_out_dir(a.out)
     sides = [("new", here, SETUPS)]
     if a.baseline:  # (native float32 too where the baseline has it: brownian_dtype)
         native = "brownian_dtype" in open(os.path.join(a.baseline, "sdesim", "driver.py")).read()

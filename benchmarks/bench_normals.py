@@ -12,11 +12,11 @@ checkouts where their streams are unchanged (the tests check the block draws aga
 """
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
+
+from _timing import run_in_checkout, writable_out_dir
 
 _CHILD = r"""
 import json, sys, time
@@ -50,10 +50,7 @@ print(json.dumps(res))
 
 
 def sample(root, count, calls, repeats):
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(root))
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(count), str(calls), str(repeats)], env=env,
-                         capture_output=True, text=True, check=True, cwd=os.path.abspath(root))
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in_checkout(root, _CHILD, count, calls, repeats)
 
 
 def main(argv=None):
@@ -68,10 +65,7 @@ def main(argv=None):
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path.insert(0, here)
     from sdesim.app._io import write_json_atomic
-    out_dir = os.path.dirname(os.path.abspath(a.out))
-    os.makedirs(out_dir, exist_ok=True)
-    if not os.access(out_dir, os.W_OK):  # (check where the results go before computing them)
-        raise SystemExit(f"cannot write to {out_dir}")
+    writable_out_dir(a.out)
     sides = [("new", here)] + ([("baseline", a.baseline)] if a.baseline else [])
     rows = []
     for count in a.counts:
