@@ -22,33 +22,46 @@ from ..brownian.rng32 import bits_as_float32, float32_as_bits
 
 __all__ = ["exp_nonpositive", "exp_nonpositive_scalar", "exp_nonpositive32", "exp_nonpositive_any"]
 
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * _LN2_HI is exact for |k| < 2**11
-_LN2_LO = 1.90821492927058770002e-10
-_ROUND = 6755399441055744.0  # 1.5 * 2**52: the low bits of v + _ROUND hold round(v)
-_ROUND_BITS = np.uint64(0x4338000000000000)  # the bits of _ROUND
-_EXP_SHIFT = np.uint64(52)
-_LOWEST = -700.0
-#: 1/j! for j = 12 .. 0: Horner's order after the leading 1/13!
-_HORNER = tuple(1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64))) for j in range(12, -1, -1))
-_LEAD = 1.0 / float(np.prod(np.arange(1, 14, dtype=np.float64)))
+def _make_exp_scalar(real, word, as_bits, from_bits, ln2_hi, ln2_lo, mantissa_bits, degree, lowest):
+    """The scalar ``exp`` of one number ``x <= 0`` in precision ``real`` (``word``: the unsigned
+    integer of its width; ``as_bits``/``from_bits``: the compiled casts between them). ``x = k ln 2 +
+    r`` with ``|r| <= ln(2)/2`` (``ln 2 = ln2_hi + ln2_lo``, ``k * ln2_hi`` exact), ``e^r`` by its Taylor
+    polynomial of ``degree``, ``k`` added to the exponent field; below ``lowest``: ``e^lowest``; NaN
+    stays NaN."""
+    log2e, hi, lo = real(1.4426950408889634), real(ln2_hi), real(ln2_lo)
+    rnd = real(1.5 * 2.0**mantissa_bits)  # the low bits of v + rnd hold round(v)
+    rnd_bits, shift = np.array(rnd).view(word)[()], word(mantissa_bits)
+    low = real(lowest)
+    inverse_factorials = [real(1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64))))
+                          for j in range(degree, -1, -1)]
+    lead, horner = inverse_factorials[0], tuple(inverse_factorials[1:])  # Horner's order after 1/degree!
+
+    @nb.njit(inline="always", fastmath={"contract"})
+    def exp_scalar(x):
+        v = low if x < low else x  # NaN stays NaN
+        kr = v * log2e + rnd
+        if kr != kr:
+            kr = rnd  # NaN: k = 0, so that the exponent update below leaves p's NaN alone
+        k = kr - rnd                    # round(v / ln 2), as a float
+        r = (v - k * hi) - k * lo       # |r| <= ln(2)/2
+        p = lead
+        for c in horner:
+            p = p * r + c
+        # multiply by 2**k: add k (the low bits of kr) to the exponent field (wrapped to the word:
+        # Numba widens 32-bit integer arithmetic)
+        return from_bits(word(as_bits(p) + ((as_bits(kr) - rnd_bits) << shift)))
+
+    return exp_scalar
 
 
-@nb.njit(inline="always", fastmath={"contract"}, cache=True)
-def exp_nonpositive_scalar(x):
-    """``exp(x)`` of one float64 ``x <= 0`` (below ``-700``: ``e^-700``; NaN stays NaN); the body of
-    :func:`exp_nonpositive`, for loops of other functions that should run on SIMD lanes."""
-    v = _LOWEST if x < _LOWEST else x  # NaN stays NaN
-    kr = v * _LOG2E + _ROUND
-    if kr != kr:
-        kr = _ROUND  # NaN: k = 0, so that the exponent update below leaves p's NaN alone
-    k = kr - _ROUND                        # round(v / ln 2), as a float
-    r = (v - k * _LN2_HI) - k * _LN2_LO    # |r| <= ln(2)/2
-    p = _LEAD
-    for c in _HORNER:
-        p = p * r + c
-    # multiply by 2**k: add k (the low bits of kr) to the exponent field
-    return bits_as_float(float_as_bits(p) + ((float_as_bits(kr) - _ROUND_BITS) << _EXP_SHIFT))
+#: float64 ``exp(x)``, ``x <= 0``: degree 13 (``r^14/14! < 5e-18``), ``ln 2`` split for
+#: ``|k| < 2**11``, floor -700; the body of :func:`exp_nonpositive`, for loops of other functions
+#: that should run on SIMD lanes.
+exp_nonpositive_scalar = _make_exp_scalar(np.float64, np.uint64, float_as_bits, bits_as_float,
+                                          6.93147180369123816490e-01, 1.90821492927058770002e-10, 52, 13, -700.0)
+#: float32: degree 7 (``r^8/8! < 5e-9``), ``ln 2`` in 16 bits (``|k| < 2**8``), floor -87
+_exp_nonpositive_scalar32 = _make_exp_scalar(np.float32, np.uint32, float32_as_bits, bits_as_float32,
+                                             0.693145751953125, 0.6931471805599453 - 0.693145751953125, 23, 7, -87.0)
 
 
 @nb.njit(fastmath={"contract"}, cache=True)
@@ -58,33 +71,14 @@ def exp_nonpositive(x, out):
     for i in range(x.size):
         out[i] = exp_nonpositive_scalar(x[i])
 
-_F = np.float32
-_LOG2E32 = _F(1.4426950408889634)
-_LN2_HI32 = _F(0.693145751953125)  # 16 significant bits: k * _LN2_HI32 is exact for |k| < 2**8
-_LN2_LO32 = _F(0.6931471805599453 - 0.693145751953125)
-_ROUND32 = _F(12582912.0)  # 1.5 * 2**23
-_ROUND_BITS32 = np.uint32(0x4B400000)
-_EXP_SHIFT32 = np.uint32(23)
-_LOWEST32 = _F(-87.0)
-_HORNER32 = tuple(_F(1.0 / float(np.prod(np.arange(1, j + 1, dtype=np.float64)))) for j in range(6, -1, -1))
-_LEAD32 = _F(1.0 / 5040.0)
-
 
 @nb.njit(fastmath={"contract"}, cache=True)
 def exp_nonpositive32(x, out):
     """:func:`exp_nonpositive` for 1-d contiguous float32 arrays (``x[i] <= 0``; below ``-87``:
     ``e^-87``). Pass an ``out`` that is not ``x``."""
     for i in range(x.size):
-        v = _LOWEST32 if x[i] < _LOWEST32 else x[i]
-        kr = v * _LOG2E32 + _ROUND32
-        if kr != kr:
-            kr = _ROUND32
-        k = kr - _ROUND32
-        r = (v - k * _LN2_HI32) - k * _LN2_LO32
-        p = _LEAD32
-        for c in _HORNER32:
-            p = p * r + c
-        out[i] = bits_as_float32(np.uint32(float32_as_bits(p) + ((float32_as_bits(kr) - _ROUND_BITS32) << _EXP_SHIFT32)))
+        out[i] = _exp_nonpositive_scalar32(x[i])
+
 
 def exp_nonpositive_any(x, out):
     """:func:`exp_nonpositive32` for float32 arrays, else :func:`exp_nonpositive`."""
