@@ -275,6 +275,8 @@ def normals_range(k0, k1, tag, start, count, cell, path, out):
         out[0] = normal_at(k0, k1, tag, start, cell, path)
     n_pairs = (count - lead) >> 1
     first = (start + lead) >> 1
+    # two loops, not one with the choice inside: the compiler does not split such a loop, and the
+    # merged form ran at half the speed of either
     if n_pairs >= 16:
         for p in range(n_pairs):
             c0, c1, c2, c3 = _counter(tag, first + p, cell, path)
