@@ -91,7 +91,7 @@ def _tree_ws(bm, ts, dt, n_paths):
             if depth < 0:
                 coarse_increment.py_func(bm.keys, bm.top_sd, 1 << -depth, g0 + n, p, m, z, inc)
             else:
-                walk_increment.py_func(bm.keys, bm.sds, bm.top_sd, depth, g0 + n, n == 0, p, m, stack, z, inc)
+                walk_increment.py_func(bm.keys, bm.sds, bm.top_sd, depth, g0 + n, n == 0, p, m, stack, z, np.zeros(0, np.uint32), inc)
             w_cell = w_cell + w_rel
             w_rel = inc.copy()
             ws[n + 1, p] = w_cell + w_rel

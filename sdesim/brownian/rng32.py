@@ -30,7 +30,7 @@ import numpy as np
 
 from .rng import _bitcast, philox4x32
 
-__all__ = ["normal32_at", "normals_range32"]
+__all__ = ["normal32_at", "normals_range32", "store_words32", "box_muller_in_place"]
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
@@ -103,6 +103,27 @@ def _pair(w):
 
 
 @nb.njit(inline="always", cache=True, fastmath=False)
+def store_words32(out, j, a, b):
+    """``out[j .. j + 3]`` (float32) take the raw bits of one Philox block's four 32-bit words."""
+    out[j] = bits_as_float32(np.uint32(a & _MASK32))
+    out[j + 1] = bits_as_float32(np.uint32(a >> _S32))
+    out[j + 2] = bits_as_float32(np.uint32(b & _MASK32))
+    out[j + 3] = bits_as_float32(np.uint32(b >> _S32))
+
+
+@nb.njit(inline="always", cache=True, fastmath=False)
+def box_muller_in_place(out, lo, n_pairs):
+    """The pairs ``out[lo + 2p], out[lo + 2p + 1]`` (raw Philox words, :func:`store_words32`)
+    replaced by their two normals (:func:`_pair`), for ``p < n_pairs``: one branch-free loop."""
+    for p in range(n_pairs):
+        j = lo + 2 * p
+        r = _radius(np.uint64(float32_as_bits(out[j])))
+        c, s = _cos_sin(np.uint64(float32_as_bits(out[j + 1])))
+        out[j] = r * c
+        out[j + 1] = r * s
+
+
+@nb.njit(inline="always", cache=True, fastmath=False)
 def normal32_at(k0, k1, tag, index, cell, path):
     """The float32 standard normal number ``(tag, index)`` of cell ``cell`` on path ``path``."""
     c0, c1, c2, c3 = _counter32(tag, index >> 2, cell, path)
@@ -153,17 +174,8 @@ def normals_range32(k0, k1, tag, start, count, cell, path, out):
     for g in range(n_groups):
         c0, c1, c2, c3 = _counter32(tag, first + g, cell, path)
         a, b = philox4x32(c0, c1, c2, c3, k0, k1)
-        j = lead + 4 * g
-        out[j] = bits_as_float32(np.uint32(a & _MASK32))
-        out[j + 1] = bits_as_float32(np.uint32(a >> _S32))
-        out[j + 2] = bits_as_float32(np.uint32(b & _MASK32))
-        out[j + 3] = bits_as_float32(np.uint32(b >> _S32))
-    for p in range(2 * n_groups):
-        j = lead + 2 * p
-        r = _radius(np.uint64(float32_as_bits(out[j])))
-        c, s = _cos_sin(np.uint64(float32_as_bits(out[j + 1])))
-        out[j] = r * c
-        out[j + 1] = r * s
+        store_words32(out, lead + 4 * g, a, b)
+    box_muller_in_place(out, lead, 2 * n_groups)
     tail = end & 3
     if tail:
         _partial_group(k0, k1, tag, (end - 1) >> 2, 0, tail, cell, path, out, count - tail)

@@ -20,7 +20,8 @@ of depth ``l`` (:func:`level_keys`). Every value is therefore a function of (key
 time) alone: a step ``dt`` reads the nodes of its depth; ``dt / 2`` reads one depth more of the
 same tree; a solve on [1, 2] continues one on [0, 1]. Sequential steps cost one split (``m``
 normals) per step on average (:func:`walk_increment`); the first step of a path descends from the
-top (``TOP_LEVEL - log2(dt / f)`` splits).
+top (``TOP_LEVEL - log2(dt / f)`` splits, their normals drawn in one go for narrow nodes:
+:mod:`sdesim.brownian.descent`). Which normals a node owns: :mod:`sdesim.brownian.nodes`.
 """
 
 import math
@@ -28,22 +29,18 @@ import math
 import numba as nb
 import numpy as np
 
-from numba.core import types
-from numba.extending import overload
-
-from .rng import TAG_BITS, normals_range, philox4x32
-from .rng32 import normals_range32
+from .descent import descent_normals
+from .nodes import RUN_BITS, TAG_BRIDGE, TAG_SPLIT, TAG_TOP, node_normals, nodes_normals
+from .rng import TAG_BITS, philox4x32
 
 __all__ = ["TOP_LEVEL", "MAX_DEPTH", "TAG_TOP", "TAG_SPLIT", "TAG_BRIDGE", "unit_scale", "level_keys",
-           "sd_by_depth", "leaf_depth", "node_normals", "nodes_normals", "walk_increment", "fill_increments", "coarse_increment", "fill_node",
+           "sd_by_depth", "leaf_depth", "RUN_BITS", "node_normals", "nodes_normals", "walk_increment", "fill_increments", "coarse_increment", "fill_node",
            "leaf_position", "bridge_point"]
 
 #: Depth-0 nodes have width ``f * 2**TOP_LEVEL`` (4096 to 8192 time units) and are independent.
 TOP_LEVEL = 12
 #: Deepest depth below the top (node indices stay below 2**60 for |u| < 2**(TOP_LEVEL + 1)).
 MAX_DEPTH = 59
-#: Counter tags under the level keys: depth-0 increments, splits, leaf bridges.
-TAG_TOP, TAG_SPLIT, TAG_BRIDGE = 0, 1, 2
 #: Tag under the seed's own key from which the level keys are drawn (SGD's tags are 40-43).
 _TAG_KEYS = (1 << TAG_BITS) - 1
 
@@ -84,65 +81,22 @@ def leaf_depth(u):
     return MAX_DEPTH - np.maximum(0, e - TOP_LEVEL)
 
 
-#: Nodes are numbered in runs of 2**RUN_BITS: a run of one depth shares a counter cell word, and
-#: its normals are consecutive counter indices, drawn in one vectorised call.
-RUN_BITS = 24
-
-
-@nb.njit(inline="always", cache=True, fastmath=False)
-def _node_start(i, m):
-    """First counter index of node ``i``'s normals: ``(i mod 2**24) m`` (< 2**46 for ``m <= 2**22``)
-    plus bits 56-60 of ``i`` from bit 46 up (they land in the counter's high index bits); bits
-    24-55 of ``i`` are the cell word."""
-    return (((i >> 56) & 0x1F) << 46) + (i & 0xFFFFFF) * m
-
-
-def draw_normals(k0, k1, tag, start, count, cell, path, out):
-    """The normals ``start .. start + count - 1`` into ``out[:count]``, in ``out``'s precision:
-    :func:`~sdesim.brownian.rng.normals_range` for float64, the float32 stream of
-    :func:`~sdesim.brownian.rng32.normals_range32` (four per Philox call) for float32 (chosen at
-    compile time by the overload below; this body serves interpreted runs)."""
-    draw = normals_range32 if out.dtype == np.float32 else normals_range
-    draw(k0, k1, tag, start, count, cell, path, out)
-
-
-@overload(draw_normals, jit_options={"fastmath": False, "error_model": "numpy"})
-def _draw_normals(k0, k1, tag, start, count, cell, path, out):
-    if out.dtype == types.float32:
-        def impl(k0, k1, tag, start, count, cell, path, out):
-            normals_range32(k0, k1, tag, start, count, cell, path, out)
-    else:
-        def impl(k0, k1, tag, start, count, cell, path, out):
-            normals_range(k0, k1, tag, start, count, cell, path, out)
-    return impl
-
-
-@nb.njit(inline="always", cache=True, fastmath=False)
-def nodes_normals(keys, depth, tag, first, count, path, m, out):
-    """``out[k m + c]``: normal ``c`` of node ``first + k`` at ``depth`` (``tag``) on path ``path``,
-    for ``k < count`` and ``c < m``, in one vectorised draw. The nodes must share a run
-    (``first mod 2**24 + count <= 2**24``; runs of aligned power-of-two blocks up to 2**24 do)."""
-    i = np.int64(first)
-    draw_normals(keys[depth, 0], keys[depth, 1], tag, _node_start(i, m), count * m, i >> RUN_BITS, path, out)
-
-
-@nb.njit(inline="always", cache=True, fastmath=False)
-def node_normals(keys, depth, tag, i, path, m, out):
-    """``out[:m]``: normals ``0 .. m - 1`` of node ``i`` at ``depth`` (``tag``) on path ``path``."""
-    nodes_normals(keys, depth, tag, i, 1, path, m, out)
-
-
 @nb.njit(cache=True, fastmath=False)
-def walk_increment(keys, sds, top_sd, depth, g, fresh, path, m, stack, z, out):
+def walk_increment(keys, sds, top_sd, depth, g, fresh, path, m, stack, z, zu, out):
     """``out[:m]``: the increment of node ``g`` at ``depth >= 0``.
 
     Called for ``g, g + 1, ...`` in turn (``fresh`` for the first), it keeps the pending right
     siblings in ``stack`` (``(depth + 1, m)``) and costs one split per call on average; a fresh
-    call descends from the top. ``z`` is scratch of size ``>= m``.
+    call descends from the top. ``z``: scratch (C-contiguous, of size ``>= m``); where ``z`` and the
+    uint32 scratch ``zu`` have the sizes :func:`~sdesim.brownian.descent.descent_scratch` gives, a
+    descent draws all its normals in one go (the same numbers, faster for narrow nodes).
     """
     local = g & ((np.int64(1) << depth) - 1)
+    batched = False  # (a descent from the top, all its nodes drawn in one go: descent.py)
     if fresh or local == 0:
-        node_normals(keys, 0, TAG_TOP, g >> depth, path, m, z)
+        batched = descent_normals(keys, depth, g, path, m, z, zu)
+        if not batched:
+            node_normals(keys, 0, TAG_TOP, g >> depth, path, m, z)
         for c in range(m):
             out[c] = top_sd * z[c]
         start = 0
@@ -155,14 +109,16 @@ def walk_increment(keys, sds, top_sd, depth, g, fresh, path, m, stack, z, out):
             out[c] = stack[start, c]
     one_half = sds.dtype.type(0.5)  # (a float32 path splits in float32: the same numbers, half the work)
     for level in range(start, depth):
-        node_normals(keys, level, TAG_SPLIT, g >> (depth - level), path, m, z)
+        if not batched:
+            node_normals(keys, level, TAG_SPLIT, g >> (depth - level), path, m, z)
+        zl = z[(level + 1) * m:] if batched else z  # (a row view: no wraparound select per component)
         s = sds[level]
         # both children by one loop whichever is taken, so that a continued walk and a fresh one
         # (and fill_increments) compute every node with the very same instructions: bitwise equal
         for c in range(m):
             half = one_half * out[c]
-            stack[level + 1, c] = half - s * z[c]
-            out[c] = half + s * z[c]
+            stack[level + 1, c] = half - s * zl[c]
+            out[c] = half + s * zl[c]
         if (g >> (depth - level - 1)) & 1:
             for c in range(m):
                 out[c] = stack[level + 1, c]

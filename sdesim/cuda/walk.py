@@ -3,7 +3,7 @@
 Each thread walks the tree as :func:`sdesim.brownian.tree.walk_increment` does (the pending right
 siblings on a per-thread stack of ``D + 1`` rows of ``m`` values; one split of ``m`` normals per step
 on average, the first step descends from the top), node ``i`` of depth ``l`` drawing its ``m``
-normals at the counter indices of ``_node_start`` (cell word ``i >> 24``) under ``keys[l]``. A split
+normals at the counter indices of ``node_start`` (cell word ``i >> 24``) under ``keys[l]``. A split
 is ``0.5 D +- s z`` with every operation rounded on its own (the product ``s z`` as ``mul.rn``, which
 NVVM does not contract into a multiply-add), as the tree defines it, so the increments are the
 tree's values number for number. Steps wider than a depth-0 node (``D < 0``) sum their ``2**-D``
@@ -38,7 +38,7 @@ else:
 @cuda.jit(device=True)
 def node_normals(keys, depth, tag, i, pathw, m, z, zk, zw, zf):
     """``z[:m]``: normals ``0 .. m - 1`` of node ``i`` at ``depth`` (``tag``) on path ``pathw``, as
-    :func:`sdesim.brownian.tree.node_normals` draws them: counter indices ``_node_start(i, m) + c``
+    :func:`sdesim.brownian.tree.node_normals` draws them: counter indices ``node_start(i, m) + c``
     (bits 56-60 of ``i`` in the high index bits), cell word ``i >> 24``, key ``keys[depth]``; one
     Philox call per pair of indices."""
     i = np.int64(i)

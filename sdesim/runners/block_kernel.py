@@ -20,6 +20,7 @@ block kernel does not take (``save_brownian=True``, an off-grid save time) gives
 import numba as nb
 import numpy as np
 
+from ..brownian.descent import descent_scratch
 from .kernel import FASTMATH, _block_increment, _identity, _jit, _make_record, _walk_mode
 
 __all__ = ["BLOCK_PATHS", "block_eligible", "build_block_kernel"]
@@ -60,7 +61,9 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
             Y, A, G = np.empty((P, dim), dt_), np.empty((P, dim), dt_), np.empty((P, dim), dt_)
             dW, fval = np.zeros((P, m), dt_), np.empty(n_f, dt_)
             stack, inc = np.empty((P, max(walk_depth, 0) + 1, m), bt_), np.empty((P, m), bt_)
-            block, z = np.empty((P, 1 << B, m), bt_), np.empty(max(1, 1 << B) * m + 2, bt_)
+            descent_z, descent_zu = descent_scratch(walk_depth, m)
+            block, z = np.empty((P, 1 << B, m), bt_), np.empty(max(max(1, 1 << B) * m + 2, descent_z), bt_)
+            zu = np.empty(descent_zu, np.uint32)
             no_w = np.zeros(m, bt_)  # (no Brownian values are saved)
             no_ws = np.zeros((1, 1, 1))
             failed = np.zeros(P, np.bool_)
@@ -78,7 +81,7 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
                     for q in range(n_real):
                         if not failed[q]:
                             jb = _block_increment(keys, sds, top_sd, coarse, span, walk_depth, B, g, n == 0,
-                                                  n_steps - n, path0 + p_lo + q, False, stack[q], z, inc[q],
+                                                  n_steps - n, path0 + p_lo + q, False, stack[q], z, zu, inc[q],
                                                   block[q], no_w, no_w)
                             for c in range(m):
                                 dW[q, c] = block[q, jb, c]

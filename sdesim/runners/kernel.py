@@ -28,6 +28,7 @@ from .borrow import borrowed, keep_alive
 from ..brownian.rng import float_as_bits
 from ..caching.flags import explicit_flags
 from ..brownian.areas import levy_area, space_time_area
+from ..brownian.descent import descent_scratch
 from ..brownian.tree import bridge_point, coarse_increment, fill_increments, fill_node, walk_increment
 
 __all__ = ["CHUNK", "build_kernel"]
@@ -166,8 +167,8 @@ def _make_record(dim, m, store, save_w, func, n_f):
 # the block's steps. Node: the step's node is filled K depths down (sub-points for Levy or
 # space-time areas), and off-grid points are bridged inside it.
 @nb.njit(inline="always")
-def _block_increment(keys, sds, top_sd, coarse, span, walk_depth, B, g, first, left, path, save_w, stack, z, inc,
-                     block, w_cell, w_rel):
+def _block_increment(keys, sds, top_sd, coarse, span, walk_depth, B, g, first, left, path, save_w, stack, z, zu,
+                     inc, block, w_cell, w_rel):
     """Direct mode: fill ``block`` when step ``g`` starts a block (or is the ``first`` step; ``left``
     steps remain in the solve) and return the row ``jb`` of ``block`` that holds its increment.
     W itself (``w_cell + w_rel``) is carried only when it is saved (``save_w``)."""
@@ -181,7 +182,7 @@ def _block_increment(keys, sds, top_sd, coarse, span, walk_depth, B, g, first, l
     if coarse:
         coarse_increment(keys, top_sd, span, g, path, m, z, block[0])
     elif first or jb == 0:  # a new block: its node, then its steps still to come
-        walk_increment(keys, sds, top_sd, walk_depth, g >> B, first, path, m, stack, z, inc)
+        walk_increment(keys, sds, top_sd, walk_depth, g >> B, first, path, m, stack, z, zu, inc)
         fill_increments(keys, sds, walk_depth, g >> B, B, jb, min(1 << B, jb + left), path, m, inc, block, z)
     if save_w:
         for c in range(m):
@@ -190,12 +191,12 @@ def _block_increment(keys, sds, top_sd, coarse, span, walk_depth, B, g, first, l
 
 
 @nb.njit(inline="always")
-def _fill_step(keys, sds, top_sd, coarse, span, D, K, g, first, path, m, stack, z, inc, buf):
+def _fill_step(keys, sds, top_sd, coarse, span, D, K, g, first, path, m, stack, z, zu, inc, buf):
     """Node mode: ``buf[j]`` = W at the ``2**K + 1`` sub-points of step ``g``, relative to its start."""
     if coarse:
         coarse_increment(keys, top_sd, span, g, path, m, z, inc)
     else:
-        walk_increment(keys, sds, top_sd, D, g, first, path, m, stack, z, inc)
+        walk_increment(keys, sds, top_sd, D, g, first, path, m, stack, z, zu, inc)
     fill_node(keys, sds, D, g, K, path, m, inc, buf, z)
 
 
@@ -213,8 +214,8 @@ def _bridge(keys, sds, D, K, g, leaf, index, frac, path, m, buf, wl, wr, out, z)
 
 
 @nb.njit(inline="always")
-def _next_node(keys, sds, top_sd, coarse, span, D, K, g, n, x0, x0_leaf, x0_index, x0_frac, path, m, stack, z, inc,
-               buf, wl, wr, w_cell, w_rel):
+def _next_node(keys, sds, top_sd, coarse, span, D, K, g, n, x0, x0_leaf, x0_index, x0_frac, path, m, stack, z, zu,
+               inc, buf, wl, wr, w_cell, w_rel):
     """Node mode, at the start of step ``n`` (node ``g``): carry W over the last step into
     ``w_cell``, fill the new node's sub-points, and start from W(ts[0]) when ``ts[0]`` lies inside
     the first step (``x0 > 0``); returns the sub-interval the path is in."""
@@ -223,7 +224,7 @@ def _next_node(keys, sds, top_sd, coarse, span, D, K, g, n, x0, x0_leaf, x0_inde
         for c in range(m):
             w_cell[c] += buf[n_buf, c]
             w_rel[c] -= buf[n_buf, c]
-    _fill_step(keys, sds, top_sd, coarse, span, D, K, g, n == 0, path, m, stack, z, inc, buf)
+    _fill_step(keys, sds, top_sd, coarse, span, D, K, g, n == 0, path, m, stack, z, zu, inc, buf)
     j_cur = 0
     if n == 0 and x0 > 0.0:
         j_cur = _bridge(keys, sds, D, K, g, x0_leaf, x0_index, x0_frac, path, m, buf, wl, wr, w_rel, z)
@@ -345,12 +346,13 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
             own = (np.empty(dim, dt_), np.empty(dim, dt_), np.zeros(work_size, dt_),
                    np.empty(m, dt_), np.zeros(area_shape, dt_), np.empty(n_f, dt_))
             y, y_new, work, dW, area, fval = borrowed(own)
-            z_size = max(1, n_buf >> 1, 1 << B) * m + 2
+            descent_z, descent_zu = descent_scratch(walk_depth, m)
+            z_size = max(max(1, n_buf >> 1, 1 << B) * m + 2, descent_z)
             own_bm = (np.empty((n_buf + 1, m), bt_), np.empty(z_size, bt_), np.zeros(m, bt_), np.zeros(m, bt_),
                      np.empty(m, bt_), np.empty(m, bt_), np.empty(m, bt_), np.empty((max(walk_depth, 0) + 1, m), bt_),
-                     np.empty(m, bt_), np.empty((1 << B, m), bt_))
+                     np.empty(m, bt_), np.empty((1 << B, m), bt_), np.empty(descent_zu, np.uint32))
             # w_cell: W at the start of the current step (relative to ts[0]); w_rel: W now, relative to it
-            buf, z, w_cell, w_rel, w_to, wl, wr, stack, inc, block = borrowed(own_bm)
+            buf, z, w_cell, w_rel, w_to, wl, wr, stack, inc, block, zu = borrowed(own_bm)
             for p in range(ch * chunk, min(n_paths, (ch + 1) * chunk)):
                 if stop[0] != 0:  # Ctrl-C (sdesim.runners.threads): the results are not used
                     return
@@ -377,11 +379,11 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
                     if n >= 0:
                         if direct:
                             jb = _block_increment(keys, sds, top_sd, coarse, span, walk_depth, B, g, n == 0,
-                                                  n_steps - n, path, save_w, stack, z, inc, block, w_cell, w_rel)
+                                                  n_steps - n, path, save_w, stack, z, zu, inc, block, w_cell, w_rel)
                             dW_step = increment_as_dtype(block[jb], dW)
                         else:
                             j_cur = _next_node(keys, sds, top_sd, coarse, span, D, K, g, n, x0, x0_leaf, x0_index,
-                                               x0_frac, path, m, stack, z, inc, buf, wl, wr, w_cell, w_rel)
+                                               x0_frac, path, m, stack, z, zu, inc, buf, wl, wr, w_cell, w_rel)
                     t_end = (g + 1) * dt
                     # off-grid save times inside this step come first, then the grid point
                     while True:
