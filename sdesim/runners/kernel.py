@@ -39,8 +39,11 @@ CHUNK = 64
 
 #: Steps whose Brownian increments are made together: 2**B, one draw per tree depth, with B the
 #: largest in [BLOCK_LEVELS, MAX_BLOCK_LEVELS] whose block holds at most BLOCK_NORMALS normals
-#: (the numbers do not depend on B: every node is computed by the same instructions).
-BLOCK_LEVELS, MAX_BLOCK_LEVELS, BLOCK_NORMALS = 4, 6, 512
+#: (the numbers do not depend on B: every node is computed by the same instructions). Larger blocks
+#: make longer draws: the sphere model at d = 10 (B = 8 against 5 with at most 512 normals) runs
+#: 57.6 against 70.9 ns per path-step in float32 and 71.8 against 79.4 in float64; d = 100 (B = 5
+#: against 4) is within 3%.
+BLOCK_LEVELS, MAX_BLOCK_LEVELS, BLOCK_NORMALS = 4, 8, 4096
 
 #: Steps between two looks at the stop flag within a path (a power of two minus one).
 STOP_POLL = 1023
