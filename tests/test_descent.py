@@ -54,3 +54,21 @@ def test_descent_declines_without_scratch_or_for_wide_nodes(dtype, max_m):
     n_z, n_zu = descent_scratch(depth, wide)
     big = np.zeros(max(n_z, 4096), dtype), np.zeros(max(n_zu, 4096), np.uint32)
     assert not _both(KEYS, depth, 3, 1, wide, *big, np.empty((depth + 1, wide), dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_solves_read_the_tree_across_a_top_node_boundary(dtype):
+    """A solve that starts inside one depth-0 node and steps into the next (u = 4096 at dt = 1: the
+    walk descends afresh there, in one draw for these 10 components) reads the path BrownianPath
+    evaluates node by node (its own code): the same W up to the rounding of the summed steps."""
+    import sdesim
+    from sdesim.brownian import BrownianPath
+    from sdesim.normalized import SphereModel, sgd_sde
+
+    sde = sgd_sde(SphereModel(10), 0.1, 1e-3)
+    ts = np.arange(4090.0, 4101.0)
+    sol = sdesim.solve(sde, np.full(10, 0.5), ts, dt=1.0, n_paths=6, seed=4, save_brownian=True, dtype=dtype,
+                       brownian_dtype=dtype)
+    ref = BrownianPath(4, 10, unit=1.0, dtype=dtype).values(ts, np.arange(6), dt=1.0)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(sol.ws, ref, rtol=0, atol=4 * ts.size * eps * np.abs(ref).max())
