@@ -644,3 +644,24 @@ def test_sigkill_at_random_moments_and_corrupted_files(tmp_path):
         [f"{h}.npz" for h in hs] + [f"{h}.json" for h in hs] + ["sweep.json"])
     # a final rerun has nothing to do
     assert run()["ran"] == 0
+
+
+def test_the_cancel_race_report_is_dropped_during_a_sweep_only():
+    """distributed's own race on Ctrl-C (its ``sync`` cancel callback failing in tornado's loop) is
+    not shown while a sweep runs; tornado's other callback errors are, and nothing is filtered after."""
+    import io
+    import logging
+    from sdesim.app.sweep_cluster import _drop_cancel_race
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    logger = logging.getLogger("tornado.application")
+    logger.addHandler(handler)
+    race = "Exception in callback functools.partial(<function sync.<locals>.cancel at 0x7f>)"
+    try:
+        with _drop_cancel_race():
+            logger.error(race)
+            logger.error("Exception in callback something else")
+        logger.error(race)
+    finally:
+        logger.removeHandler(handler)
+    assert buf.getvalue().splitlines() == ["Exception in callback something else", race]

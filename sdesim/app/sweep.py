@@ -53,8 +53,8 @@ from collections import deque
 from ..runners.interrupts import sigint_deferred, sigint_noted
 from ._io import OutputError, probe_output_dir, write_json_atomic
 from .config import check_sweep, expand_sweep, load_toml, point_hash
-from .sweep_cluster import (_kill_local_workers, _probe_scheduler, _quiet_distributed, _start_local_cluster,
-                            check_scheduler_address)
+from .sweep_cluster import (_drop_cancel_race, _kill_local_workers, _probe_scheduler, _quiet_distributed,
+                            _start_local_cluster, check_scheduler_address)
 from .sweep_store import (CLAIM_STALE_S, COMPARED_VERSIONS, HEARTBEAT_S, _HOST, _LIVE_RUNS, _claim, _claim_path,
                           _clean, _proc_started, _release, _record_error, _record_ok, _versions, check_point,
                           load_point, point_status)
@@ -114,17 +114,18 @@ def run_sweep(points, results, *, client=None, scheduler=None, workers=2, retry_
     probe_output_dir(results, "sweep results folder")
     sweep = _Sweep(points, results, client, scheduler, retry_failed, log, connect_timeout, worker_timeout)
     interrupted = False
-    try:
-        todo = sweep.triage()
-        if todo:
-            sweep.connect(Client, workers)
-            sweep.run(todo, progress)
-    except BaseException:
-        interrupted = True
-        raise
-    finally:
-        sweep.close(interrupted)
-        sweep.stats["wall_s"] = time.perf_counter() - t0
+    with _drop_cancel_race():
+        try:
+            todo = sweep.triage()
+            if todo:
+                sweep.connect(Client, workers)
+                sweep.run(todo, progress)
+        except BaseException:
+            interrupted = True
+            raise
+        finally:
+            sweep.close(interrupted)
+            sweep.stats["wall_s"] = time.perf_counter() - t0
     return sweep.stats
 
 

@@ -134,6 +134,26 @@ def _quiet_distributed():
             lg.setLevel(level)
 
 
+class _CancelRaceFilter(logging.Filter):
+    """Drops tornado's report of distributed's ``sync`` cancel callback failing (a race inside
+    distributed when Ctrl-C interrupts a client call: the callback can run before the future it
+    cancels exists); the sweep stops as it should, the report is noise."""
+
+    def filter(self, record):
+        return "sync.<locals>.cancel" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _drop_cancel_race():
+    """:class:`_CancelRaceFilter` on tornado's callback errors for the duration of a sweep."""
+    logger, flt = logging.getLogger("tornado.application"), _CancelRaceFilter()
+    logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(flt)
+
+
 def _kill_local_workers(cluster):
     """SIGKILL the worker processes of our LocalCluster (they only compute; their work is dropped)."""
     for nanny in list(getattr(cluster, "workers", {}).values()):
