@@ -303,6 +303,17 @@ def _walk_mode(K, D, x0, save_pos, areas, m):
     return direct, (min(levels, max(D, 0)) if direct else 0)
 
 
+@nb.njit(inline="always")
+def _brownian_scratch(n_buf, B, walk_depth, m, bt_):
+    """A chunk's Brownian buffers (``buf, z, w_cell, w_rel, w_to, wl, wr, stack, inc, block, zu``), in
+    the path's precision ``bt_`` (``z`` and ``zu`` big enough for a descent drawn in one go)."""
+    descent_z, descent_zu = descent_scratch(walk_depth, m)
+    z_size = max(max(1, n_buf >> 1, 1 << B) * m + 2, descent_z)
+    return (np.empty((n_buf + 1, m), bt_), np.empty(z_size, bt_), np.zeros(m, bt_), np.zeros(m, bt_),
+            np.empty(m, bt_), np.empty(m, bt_), np.empty(m, bt_), np.empty((max(walk_depth, 0) + 1, m), bt_),
+            np.empty(m, bt_), np.empty((1 << B, m), bt_), np.empty(descent_zu, np.uint32))
+
+
 def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=(),
                  event=None, stop_at_event=False, brownian_dtype="float64"):
     """Compile the kernel for ``sde`` and ``solver``, the state in ``dtype``, the Brownian path's
@@ -345,22 +356,15 @@ def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functi
         # inside the loop, arrays are borrowed views (see sdesim.runners.borrow): binding them to the
         # inlined functions' parameters does no atomic reference counting
         args_ = borrowed(args)
-        # (the array arguments too: the steps bind keys and sds, the moves event_t, the saves ys etc. to
-        # inlined functions' parameters, each binding of an owned array an atomic increment and
-        # decrement: 5 per step cost ~23 ns of a 57 ns step at d = 10)
-        (keys, sds, y0s, save_step, save_pos, save_leaf, save_index, save_frac, save_t, ys, ws, fail_q, acc_n,
-         acc_mean, acc_m2, event_t, stop) = borrowed((keys, sds, y0s, save_step, save_pos, save_leaf, save_index,
-                                                       save_frac, save_t, ys, ws, fail_q, acc_n, acc_mean, acc_m2,
-                                                       event_t, stop))
+        # (the array arguments too: steps bind keys, sds, event_t to inlined functions; 5 refcounts a step were ~23 ns)
+        (keys, sds, y0s, save_step, save_pos, save_leaf, save_index, save_frac, save_t, ys, ws, fail_q, acc_n, acc_mean,
+         acc_m2, event_t, stop) = borrowed((keys, sds, y0s, save_step, save_pos, save_leaf, save_index, save_frac,
+                                            save_t, ys, ws, fail_q, acc_n, acc_mean, acc_m2, event_t, stop))
         for ch in range(ch_lo, min(ch_hi, n_chunks)):
             own = (np.empty(dim, dt_), np.empty(dim, dt_), np.zeros(work_size, dt_),
                    np.empty(m, dt_), np.zeros(area_shape, dt_), np.empty(n_f, dt_))
             y, y_new, work, dW, area, fval = borrowed(own)
-            descent_z, descent_zu = descent_scratch(walk_depth, m)
-            z_size = max(max(1, n_buf >> 1, 1 << B) * m + 2, descent_z)
-            own_bm = (np.empty((n_buf + 1, m), bt_), np.empty(z_size, bt_), np.zeros(m, bt_), np.zeros(m, bt_),
-                     np.empty(m, bt_), np.empty(m, bt_), np.empty(m, bt_), np.empty((max(walk_depth, 0) + 1, m), bt_),
-                     np.empty(m, bt_), np.empty((1 << B, m), bt_), np.empty(descent_zu, np.uint32))
+            own_bm = _brownian_scratch(n_buf, B, walk_depth, m, bt_)
             # w_cell: W at the start of the current step (relative to ts[0]); w_rel: W now, relative to it
             buf, z, w_cell, w_rel, w_to, wl, wr, stack, inc, block, zu = borrowed(own_bm)
             for p in range(ch * chunk, min(n_paths, (ch + 1) * chunk)):
