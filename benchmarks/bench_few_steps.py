@@ -13,11 +13,8 @@ rows run there too, in alternating subprocesses of one run.
 """
 
 import argparse
-import os
-import platform
-import sys
 
-from _timing import run_in_checkout, writable_out_dir
+from _timing import add_comparison_options, comparison_sides, run_in_checkout, write_comparison
 
 #: (d, dtype, paths, steps): the few-step rows of the peer benchmarks, and one step alone
 ROWS = ((10, "float32", 100_000, 1), (10, "float32", 100_000, 50), (10, "float64", 100_000, 21),
@@ -46,16 +43,9 @@ print(json.dumps({"seconds": best}))
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline", default=None, help="an earlier checkout of sdesim to measure beside this one")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--out", default="benchmarks/results/bench_few_steps.json")
+    add_comparison_options(ap, "benchmarks/results/bench_few_steps.json", repeats=3)
     a = ap.parse_args(argv)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, here)
-    from sdesim.app._io import write_json_atomic
-    writable_out_dir(a.out)
-    sides = [("new", here)] + ([("baseline", a.baseline)] if a.baseline else [])
+    sides = comparison_sides(a)
     rows = []
     for d, dtype, paths, steps in ROWS:
         row = {"d": d, "dtype": dtype, "paths": paths, "steps": steps, "seconds": {}}
@@ -70,11 +60,7 @@ def main(argv=None):
         print(f"d={d:4d} {dtype} paths={paths:6d} steps={steps:3d}  "
               + "  ".join(f"{k} {v * 1e3:.1f} ms" for k, v in row["seconds"].items())
               + (f"  new/baseline speed {row['new_over_baseline']:.2f}" if a.baseline else ""), flush=True)
-    write_json_atomic(a.out, {"rows": rows, "baseline": a.baseline and os.path.abspath(a.baseline), "threads": 1,
-                              "machine": platform.processor() or platform.machine(),
-                              "load_average": list(os.getloadavg())})
-    print("->", a.out)
-
+    write_comparison(a, rows, threads=1)
 
 if __name__ == "__main__":
     main()

@@ -19,10 +19,8 @@ keeps busy), with its throughput.
 
 import argparse
 import os
-import platform
-import sys
 
-from _timing import run_in_checkout, writable_out_dir
+from _timing import add_comparison_options, comparison_sides, run_in_checkout, write_comparison
 
 _CHILD = r"""
 import json, os, sys, time
@@ -59,17 +57,11 @@ def sample(root, d, steps, paths, repeats, threads, dtype, brownian):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline", default=None, help="an earlier checkout of sdesim to measure beside this one")
     ap.add_argument("--dims", type=int, nargs="*", default=[10, 100, 1000])
     ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--out", default="benchmarks/results/bench_float32.json")
+    add_comparison_options(ap, "benchmarks/results/bench_float32.json", repeats=5)
     a = ap.parse_args(argv)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, here)
-    from sdesim.app._io import write_json_atomic
-    writable_out_dir(a.out)
+    here = comparison_sides(a)[0][1]
     sides = [("new", here, SETUPS)]
     if a.baseline:  # (native float32 too where the baseline has it: brownian_dtype)
         native = "brownian_dtype" in open(os.path.join(a.baseline, "sdesim", "driver.py")).read()
@@ -100,12 +92,8 @@ def main(argv=None):
               + f"  float32/float64 {row['float32_over_float64']:.2f}"
               + "  cpu/wall (100 paths, {} threads) {}".format(
                   n_threads, ", ".join(f"{k} {v['cpu_over_wall']:.2f}" for k, v in all_threads.items())), flush=True)
-    write_json_atomic(a.out, {"rows": rows, "baseline": a.baseline and os.path.abspath(a.baseline),
-                              "threads_per_row": 1, "machine": platform.processor() or platform.machine(),
-                              "cores": n_threads, "load_average": list(os.getloadavg()),
-                              "what": "sphere sgd_sde, Euler, dt = 1, no H; path-steps per second, best of rounds"})
-    print("->", a.out)
-
+    write_comparison(a, rows, threads_per_row=1, cores=n_threads,
+                     what="sphere sgd_sde, Euler, dt = 1, no H; path-steps per second, best of rounds")
 
 if __name__ == "__main__":
     main()

@@ -12,11 +12,8 @@ checkouts where their streams are unchanged (the tests check the block draws aga
 """
 
 import argparse
-import os
-import platform
-import sys
 
-from _timing import run_in_checkout, writable_out_dir
+from _timing import add_comparison_options, comparison_sides, run_in_checkout, write_comparison
 
 _CHILD = r"""
 import json, sys, time
@@ -55,18 +52,11 @@ def sample(root, count, calls, repeats):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline", default=None, help="an earlier checkout of sdesim to measure beside this one")
     ap.add_argument("--counts", type=int, nargs="*", default=[10, 100, 1000])
     ap.add_argument("--normals", type=int, default=2_000_000, help="normals per timed sample")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--out", default="benchmarks/results/bench_normals.json")
+    add_comparison_options(ap, "benchmarks/results/bench_normals.json", repeats=5)
     a = ap.parse_args(argv)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, here)
-    from sdesim.app._io import write_json_atomic
-    writable_out_dir(a.out)
-    sides = [("new", here)] + ([("baseline", a.baseline)] if a.baseline else [])
+    sides = comparison_sides(a)
     rows = []
     for count in a.counts:
         row = {"count": count, "ns_per_normal": {}}
@@ -77,11 +67,7 @@ def main(argv=None):
                     row["ns_per_normal"][key] = min(row["ns_per_normal"].get(key, float("inf")), ns)
         rows.append(row)
         print(f"count={count:5d}  " + "  ".join(f"{k} {v:.3g} ns" for k, v in row["ns_per_normal"].items()), flush=True)
-    write_json_atomic(a.out, {"rows": rows, "baseline": a.baseline and os.path.abspath(a.baseline), "threads": 1,
-                              "machine": platform.processor() or platform.machine(),
-                              "load_average": list(os.getloadavg())})
-    print("->", a.out)
-
+    write_comparison(a, rows, threads=1)
 
 if __name__ == "__main__":
     main()
