@@ -20,8 +20,7 @@ block kernel does not take (``save_brownian=True``, an off-grid save time) gives
 import numba as nb
 import numpy as np
 
-from ..brownian.descent import descent_scratch
-from .kernel import FASTMATH, _block_increment, _identity, _jit, _make_record, _walk_mode
+from .kernel import FASTMATH, _block_increment, _identity, _jit, _make_record, _walk_mode, _walk_scratch
 
 __all__ = ["BLOCK_PATHS", "block_eligible", "build_block_kernel"]
 
@@ -61,9 +60,8 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
             Y, A, G = np.empty((P, dim), dt_), np.empty((P, dim), dt_), np.empty((P, dim), dt_)
             dW, fval = np.zeros((P, m), dt_), np.empty(n_f, dt_)
             stack, inc = np.empty((P, max(walk_depth, 0) + 1, m), bt_), np.empty((P, m), bt_)
-            descent_z, descent_zu = descent_scratch(walk_depth, m)
-            block, z = np.empty((P, 1 << B, m), bt_), np.empty(max(max(1, 1 << B) * m + 2, descent_z), bt_)
-            zu = np.empty(descent_zu, np.uint32)
+            block = np.empty((P, 1 << B, m), bt_)
+            z, zu = _walk_scratch(1, B, walk_depth, m, bt_)
             no_w = np.zeros(m, bt_)  # (no Brownian values are saved)
             no_ws = np.zeros((1, 1, 1))
             failed = np.zeros(P, np.bool_)

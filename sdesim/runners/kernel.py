@@ -304,14 +304,21 @@ def _walk_mode(K, D, x0, save_pos, areas, m):
 
 
 @nb.njit(inline="always")
+def _walk_scratch(n_buf, B, walk_depth, m, bt_):
+    """``(z, zu)``: the walk's scratch normals (a step's ``n_buf`` sub-points, a block of ``2**B``
+    steps, or a descent drawn in one go, whichever needs most) and the descent's uint32 plan."""
+    descent_z, descent_zu = descent_scratch(walk_depth, m)
+    return (np.empty(max(max(1, n_buf >> 1, 1 << B) * m + 2, descent_z), bt_), np.empty(descent_zu, np.uint32))
+
+
+@nb.njit(inline="always")
 def _brownian_scratch(n_buf, B, walk_depth, m, bt_):
     """A chunk's Brownian buffers (``buf, z, w_cell, w_rel, w_to, wl, wr, stack, inc, block, zu``), in
-    the path's precision ``bt_`` (``z`` and ``zu`` big enough for a descent drawn in one go)."""
-    descent_z, descent_zu = descent_scratch(walk_depth, m)
-    z_size = max(max(1, n_buf >> 1, 1 << B) * m + 2, descent_z)
-    return (np.empty((n_buf + 1, m), bt_), np.empty(z_size, bt_), np.zeros(m, bt_), np.zeros(m, bt_),
+    the path's precision ``bt_``."""
+    z, zu = _walk_scratch(n_buf, B, walk_depth, m, bt_)
+    return (np.empty((n_buf + 1, m), bt_), z, np.zeros(m, bt_), np.zeros(m, bt_),
             np.empty(m, bt_), np.empty(m, bt_), np.empty(m, bt_), np.empty((max(walk_depth, 0) + 1, m), bt_),
-            np.empty(m, bt_), np.empty((1 << B, m), bt_), np.empty(descent_zu, np.uint32))
+            np.empty(m, bt_), np.empty((1 << B, m), bt_), zu)
 
 
 def build_kernel(sde, solver, *, dtype, store, save_w, functional=None, n_functional=None, per_path=(),
