@@ -81,9 +81,9 @@ def sgd_sde(model, lr, wd):
     sde = SDE(drift, diffusion, dim=model.d, noise_dim=model.noise_dim, noise="general",
               args=args, diffusion_product=product, drift_and_product=both,
               state_check=_full_state_check(model), name=f"sgd_sde({model!r})")
-    # models with a block form (the classifier): Euler advances blocks of paths with one GEMM per
-    # pass (sdesim.runners.block_kernel); None: one path at a time
-    sde._drift_and_product_block = block
+    # models with a block form (the classifier, the MLP): Euler advances blocks of paths with one
+    # GEMM per pass (sdesim.runners.block_kernel); None: one path at a time
+    sde._euler_increment_block = block
     return sde
 
 
@@ -183,24 +183,25 @@ def _sgd_functions(model):
 
 
 def _block_function(model):
-    """``drift_and_noise`` for a block of paths (rows of ``Y``, ``dB``, ``A``, ``G``) from the model's
-    ``grad_and_noise_product_block_kernel``; None for models without one."""
-    block_kernel = getattr(model, "grad_and_noise_product_block_kernel", None)
-    if block_kernel is None:
+    """The Euler increment ``A h + G dW`` for a block of paths (rows of ``Y``, ``dB``, ``out``)
+    from the model's ``combined_block_kernel``; None for models without one."""
+    combined = getattr(model, "combined_block_kernel", None)
+    if combined is None:
         return None
     d = model.d
 
     @nb.njit(fastmath=False)
-    def drift_and_noise_block(t, Y, args, dB, A, G):
+    def euler_increment_block(t, h, Y, args, dB, out):
+        # -h eta (grad L + lam Y) + eta S dB, the gradient and the noise product in one weighted sum
         eta = Y.dtype.type(schedule_value(t, args.lr_times, args.lr_values))
         lam = Y.dtype.type(schedule_value(t, args.wd_times, args.wd_values))
-        block_kernel(Y, args.params, dB, A, G)
+        combined(Y, args.params, dB, -h * eta, eta, out)
+        decay = h * eta * lam
         for q in range(Y.shape[0]):
             for i in range(d):
-                A[q, i] = -eta * (A[q, i] + lam * Y[q, i])
-                G[q, i] *= eta
+                out[q, i] -= decay * Y[q, i]
 
-    return drift_and_noise_block
+    return euler_increment_block
 
 
 def polar_sde(model, lr, wd, *, project=False):

@@ -10,10 +10,12 @@ import numba as nb
 import numpy as np
 
 from ._checks import check_bool, check_int, check_real
-from ._fastexp import exp_nonpositive, exp_nonpositive_any
+from ._fastexp import exp_nonpositive
 from .data import check_dataset
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 from .precision import in_precision_of
+from .block_lanes import residual_row
+from ..runners.borrow import borrowed, keep_alive
 
 __all__ = ["NormalizedLinearClassifier", "ClassifierParams"]
 
@@ -84,12 +86,18 @@ def _raw_weighted_pair(wn, params, c0, c1, like):
     return np.ascontiguousarray(A[:, :K]).ravel(), np.ascontiguousarray(A[:, K:]).ravel()
 
 
+#: Samples per pass of the block form.
+_ROWS = 128
+
+
 @nb.njit(cache=True, fastmath=False)
-def _raw_weighted_pair_block(WN, params, c0, C1, like):
-    """:func:`_raw_weighted_pair` for a block of ``P`` paths (rows of ``WN``, ``(P, d)``, and of
-    ``C1``, ``(P, n)``; ``c0`` shared): the logits of all paths from one GEMM ``X (p, P K)``, the
-    weighted residuals of all paths side by side, ``(n, 2 K P)``, and one GEMM ``X^T`` by them.
-    A path's results depend on its own column blocks only. -> ``(G, S)``, each ``(P, d)``."""
+def _raw_weighted_block(WN, params, CT, like):
+    """``sum_i CT[i, q] M_i(WN[q])`` for a block of ``P`` paths (rows of ``WN``, ``(P, d)``; columns
+    of ``CT``, ``(n, P)``) in the precision of ``like``, in passes over :data:`_ROWS` samples: the
+    logits of all paths from one GEMM ``X_rows (.., p) @ W (p, K P)``, the weighted residuals of
+    all paths side by side, ``(rows, K P)``, and one GEMM ``X_rows^T`` by them, accumulated
+    (``4 n p K`` flops per path in all). A path's result depends on its own columns only.
+    -> ``(P, d)``."""
     X, Y, scale = in_precision_of(like, params.X, params.X32), params.Y, params.scale
     n, p = X.shape
     K, P = Y.shape[1], WN.shape[0]
@@ -99,57 +107,31 @@ def _raw_weighted_pair_block(WN, params, c0, C1, like):
         for i in range(p):
             for k in range(K):
                 Wcat[i, k * P + q] = WN[q, i * K + k]
-    Z = np.dot(X, Wcat)  # (n, K P): the logits of every path (before the scale)
-    C1T = np.ascontiguousarray(C1.T)
     # the softmax in the logits' precision (float32 for a float32 state: its own exp, twice the lanes)
-    real = X.dtype.type
-    R2 = np.empty((n, 2 * K * P), X.dtype)  # [R c0 | R c1] of every path, k-major
-    zmax, shifted, ex, inv = np.empty(P, X.dtype), np.empty(K * P, X.dtype), np.empty(K * P, X.dtype), np.empty(P, X.dtype)
-    scale_r, one = real(scale), real(1.0)
-    uK, uP = np.uint64(K), np.uint64(P)
-    for i in range(n):  # row by row: the softmax residual of every path
-        zi = Z[i]
-        # shift the logits below 0 for exp_nonpositive: by |x_i| scale, a bound on every logit of the
-        # row (|wn| = 1), where the largest term then stays far above underflow; else by each path's max
-        bound = scale * np.sqrt(params.xx[i])
-        if bound < in_precision_of(X, 300.0, 30.0):  # (float32: e^(-2 bound) >> its exp's floor e^-87)
-            bound_r = real(bound)
-            for j in range(K * P):
-                shifted[j] = zi[j] * scale_r - bound_r
-        else:
-            for q in range(P):
-                zmax[q] = zi[q]
-            for k in range(1, K):
-                for q in range(P):
-                    zmax[q] = max(zmax[q], zi[k * P + q])
-            for k in range(K):
-                for q in range(P):
-                    shifted[k * P + q] = (zi[k * P + q] - zmax[q]) * scale_r
-        exp_nonpositive_any(shifted, ex)  # (not in place: an aliased output keeps the loop off SIMD lanes)
-        for q in range(P):
-            inv[q] = 0
-        # (unsigned indices: no wraparound select for negative indices, which kept these loops off SIMD lanes)
-        for k in range(uK):
-            for q in range(uP):
-                inv[q] += ex[k * uP + q]
-        for q in range(P):
-            inv[q] = one / inv[q]
-        ri, yi, ci, c1 = R2[i], Y[i], c0[i], C1T[i]
-        for k in range(uK):
-            yk = real(yi[k])
-            for q in range(uP):
-                r = ex[k * uP + q] * inv[q] - yk
-                ri[k * uP + q] = r * ci
-                ri[(uK + k) * uP + q] = r * c1[q]
-    A = np.dot(X.T, R2) * scale  # (p, 2 K P)
-    G = np.empty((P, p * K), X.dtype)
-    S = np.empty((P, p * K), X.dtype)
+    owners = (np.empty(K * P, X.dtype), np.empty(K * P, X.dtype), np.empty(P, X.dtype), np.empty(P, X.dtype))
+    scratch = borrowed(owners)  # the softmax's: shifted, ex, inv, zmax
+    A = np.zeros((p, K * P), X.dtype)
+    for lo in range(0, n, _ROWS):  # passes over _ROWS samples: their logits and residuals stay in cache
+        rows = min(n, lo + _ROWS) - lo
+        Xr = X[lo:lo + rows]
+        Z = np.dot(Xr, Wcat)  # the logits of every path, k-major (before the scale)
+        RC = np.empty((rows, K * P), X.dtype)
+        # (borrowed views: binding owned arrays to the inlined function's parameters would count
+        # references, atomically, for every row)
+        Zb, Yb, CTb, RCb = borrowed(Z), borrowed(Y), borrowed(CT), borrowed(RC)
+        for i in range(rows):
+            # |logit| <= scale |x_i| (|wn| = 1): the row's shift
+            residual_row(Zb, i, scale, scale * np.sqrt(params.xx[lo + i]), Yb, lo + i, CTb, lo + i,
+                         scratch[0], scratch[1], scratch[2], scratch[3], RCb)
+        keep_alive(Z, Y, CT, RC)
+        A += np.dot(Xr.T, RC)  # (p, K P)
+    keep_alive(owners)
+    out = np.empty((P, p * K), X.dtype)
     for q in range(P):
         for i in range(p):
             for k in range(K):
-                G[q, i * K + k] = A[i, k * P + q]
-                S[q, i * K + k] = A[i, (K + k) * P + q]
-    return G, S
+                out[q, i * K + k] = A[i, k * P + q] * scale
+    return out
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -201,7 +183,7 @@ def _raw_subset(wn, params, idx, c):
     return np.dot(Xb.T, R).ravel()
 
 
-_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair, _raw_weighted_pair_block)
+_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair, _raw_weighted_block)
 _MINIBATCH_KERNEL = make_minibatch_kernel(_raw_subset)
 
 
@@ -237,7 +219,7 @@ class NormalizedLinearClassifier(DataModel):
         self.params = ClassifierParams(self.group_offsets, float(f), float(self.scale), data.X, Y,
                                        np.einsum("ij,ij->i", data.X, data.X), data.X.astype(np.float32))
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel, self.noise_trace_kernel,
-         self.grad_and_noise_product_kernel, self.grad_and_noise_product_block_kernel) = _KERNELS
+         self.grad_and_noise_product_kernel, self.combined_block_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
         self.raw_subset, self.minibatch_grad_kernel = _raw_subset, _MINIBATCH_KERNEL
 

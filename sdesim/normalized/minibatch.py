@@ -74,13 +74,13 @@ def paired_weights(Q, c0, c1, out):
     return out
 
 
-def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair, raw_weighted_pair_block=None):
+def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair, raw_weighted_block=None):
     """Build ``(grad, noise_product, noise_factor, noise_trace, grad_and_noise_product,
-    grad_and_noise_product_block)`` kernels from a model's primitives (``raw_weighted_pair(wn,
-    params, c0, c1, like)`` gives two weighted sums from one forward pass; ``like`` is the state,
-    whose dtype a model may compute in). ``raw_weighted_pair_block(WN, params, c0, C1, like)``, if
-    the model has it, does the same for a block of paths at once (rows of ``WN`` and ``C1``: one
-    GEMM per pass for the whole block); else the block kernel is None."""
+    combined_block)`` kernels from a model's primitives (``raw_weighted_pair(wn, params, c0, c1,
+    like)`` gives two weighted sums from one forward pass; ``like`` is the state, whose dtype a
+    model may compute in). ``raw_weighted_block(WN, params, C, like)``, if the model has it, gives
+    one weighted sum per path for a block of paths at once (rows of ``WN`` and ``C``: one GEMM per
+    pass for the whole block); else the block kernel is None."""
 
     @nb.njit(fastmath=False)
     def grad_kernel(w, params, out):
@@ -149,47 +149,53 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
     # (compiled on their own when the SDE's functions are checked in Python: shared and cached)
     kernels = tuple(disk_cached(k) for k in (grad_kernel, noise_product_kernel, noise_factor_kernel,
                                              noise_trace_kernel, grad_and_noise_product_kernel))
-    block = None if raw_weighted_pair_block is None else disk_cached(_make_block_kernel(raw_weighted_pair_block))
+    block = None if raw_weighted_block is None else disk_cached(_make_combined_block_kernel(raw_weighted_block))
     return kernels + (block,)
 
 
-def _make_block_kernel(raw_weighted_pair_block):
-    """``grad_and_noise_product_block(W, params, dB, grad_out, noise_out)``: the fused kernel for the
-    rows of ``W`` (paths) from the model's ``raw_weighted_pair_block``."""
+def _make_combined_block_kernel(raw_weighted_block):
+    """``combined_block(W, params, dB, a, b, out)``: ``out[q] = a grad L(W[q]) + b S(W[q]) dB[q]``
+    for the rows of ``W`` and ``dB`` (paths), from the model's ``raw_weighted_block``.
+
+    Both terms are tangent projections of weighted sums of the same per-sample terms ``M_i``
+    (weights ``1/n`` and ``f (dB_i - mean dB)``), so their combination is one weighted sum, with
+    weights ``a/n + b f (dB_i - mean dB)``: one forward pass and one GEMM back for the whole
+    block, where the gradient and the noise product apart would need two. An Euler step needs
+    only this combination (``a = -h eta``, ``b = eta``)."""
 
     @nb.njit(fastmath=False)
-    def block_kernel(W, params, dB, grad_out, noise_out):
-        # grad_and_noise_product_kernel for the rows of W (paths): one forward pass, one GEMM each, for
-        # all; the per-path steps (normalize_groups, _centred, tangent_per_group) inline, without allocations
-        offsets, f = params.offsets, params.f
+    def combined_block(W, params, dB, a, b, out):
+        # the per-path steps of normalize_groups, _centred and tangent_per_group, inline
+        offsets = params.offsets
         P, n, k = W.shape[0], dB.shape[1], offsets.size - 1
-        WN, norms, C1 = np.empty(W.shape, W.dtype), np.empty((P, k), W.dtype), np.empty((P, n), W.dtype)
+        real = W.dtype.type
+        WN, norms, CT = np.empty(W.shape, W.dtype), np.empty((P, k), W.dtype), np.empty((n, P), W.dtype)
+        means = np.zeros(P)
         for q in range(P):
             for j in range(k):
                 acc = 0.0
-                for a in range(offsets[j], offsets[j + 1]):
-                    acc += W[q, a] * W[q, a]
+                for i in range(offsets[j], offsets[j + 1]):
+                    acc += W[q, i] * W[q, i]
                 norms[q, j] = np.sqrt(acc)
-                for a in range(offsets[j], offsets[j + 1]):
-                    WN[q, a] = W[q, a] / norms[q, j]
-            mean = 0.0
+                for i in range(offsets[j], offsets[j + 1]):
+                    WN[q, i] = W[q, i] / norms[q, j]
             for i in range(n):
-                mean += dB[q, i]
-            mean /= n
-            for i in range(n):
-                C1[q, i] = dB[q, i] - mean
-        G, S = raw_weighted_pair_block(WN, params, np.full(n, W.dtype.type(1.0 / n)), C1, W)
+                means[q] += dB[q, i]
+            means[q] /= n
+        c_mean, c_noise = real(a / n), real(b * params.f)
+        for i in range(n):  # (CT row by row: the stores of a row share a cache line)
+            for q in range(P):
+                CT[i, q] = c_mean + c_noise * (dB[q, i] - means[q])
+        M = raw_weighted_block(WN, params, CT, W)
         for q in range(P):
             for j in range(k):
-                dot_g, dot_s = 0.0, 0.0
-                for a in range(offsets[j], offsets[j + 1]):
-                    dot_g += G[q, a] * WN[q, a]
-                    dot_s += S[q, a] * WN[q, a]
-                for a in range(offsets[j], offsets[j + 1]):
-                    grad_out[q, a] = (G[q, a] - dot_g * WN[q, a]) / norms[q, j]
-                    noise_out[q, a] = f * (S[q, a] - dot_s * WN[q, a]) / norms[q, j]
+                dot = 0.0
+                for i in range(offsets[j], offsets[j + 1]):
+                    dot += M[q, i] * WN[q, i]
+                for i in range(offsets[j], offsets[j + 1]):
+                    out[q, i] = (M[q, i] - dot * WN[q, i]) / norms[q, j]
 
-    return block_kernel
+    return combined_block
 
 
 def make_minibatch_kernel(raw_subset):

@@ -16,6 +16,8 @@ from ._checks import check_bool, check_int, check_real
 from ._fasttanh import tanh_of
 from .classifier import softmax_residual
 from .data import check_dataset
+from .block_lanes import mix_lanes, residual_row
+from ..runners.borrow import borrowed, keep_alive
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 
 __all__ = ["WeightNormMLP", "MLPParams"]
@@ -92,45 +94,54 @@ _ROWS = 64
 
 
 @nb.njit(cache=True, fastmath=False)
-def _raw_weighted_pair_block(WN, params, c0, C1, like):
-    """:func:`_raw_weighted_pair` for a block of ``P`` paths (rows of ``WN`` and ``C1``), in passes
-    over :data:`_ROWS` samples: the pre-activations of all paths from one GEMM ``X_rows (.., p) @
-    U (p, P m)``, their logits from one GEMM ``(rows P, m) @ A``, and the weighted sums accumulated
-    by one GEMM ``[Q c0 | Q c1]^T @ X_rows`` per pass. A path's results depend on its own columns
-    only. -> ``(G, S)``, each ``(P, d)``."""
+def _raw_weighted_block(WN, params, CT, like):
+    """``sum_i CT[i, q] M_i(WN[q])`` for a block of ``P`` paths (rows of ``WN``, ``(P, d)``; columns
+    of ``CT``, ``(n, P)``; float64), in passes over :data:`_ROWS` samples: the pre-activations of
+    all paths from one GEMM ``X_rows (.., p) @ U (p, m P)``, their logits and ``Q`` by loops over
+    the paths (on SIMD lanes, as the softmax: :mod:`.block_lanes`), and the weighted sums
+    accumulated by one GEMM ``(Q C)^T @ X_rows`` per pass. A path's result depends on its own
+    columns only. -> ``(P, d)``."""
     X, Y, A = params.X, params.Y, params.top
     scale, gain = params.scale, params.gain
     n, p = X.shape
-    m, P = A.shape[0], WN.shape[0]
-    U = np.empty((p, P * m))  # column q m + j: unit j of path q
+    m, K, P = A.shape[0], A.shape[1], WN.shape[0]
+    U = np.empty((p, m * P))  # column j P + q: unit j of path q (so are the columns of H and Q)
     for q in range(P):
         for j in range(m):
             for a in range(p):
-                U[a, q * m + j] = WN[q, j * p + a]
-    out = np.zeros((2 * m * P, p))
+                U[a, j * P + q] = WN[q, j * p + a]
+    # |logit_k| <= scale sum_j |A_jk| (|h_j| <= 1): every row's shift for the softmax
+    bound = 0.0
+    for k in range(K):
+        bound = max(bound, scale * np.sum(np.abs(A[:, k])))
+    owners = (np.empty((_ROWS, K * P)), np.empty((_ROWS, K * P)), np.empty((_ROWS, m * P)), np.ones((1, P)),
+              np.empty(K * P), np.empty(K * P), np.empty(P), np.empty(P))
+    Z, R, QC, ones, shifted, ex, inv, zmax = borrowed(owners)  # (no reference counts per row)
+    uP, um = np.uint64(P), np.uint64(m)
+    acc = np.zeros((m * P, p))
+    AT = np.ascontiguousarray(A.T)
     for lo in range(0, n, _ROWS):
-        hi = min(n, lo + _ROWS)
-        Xr = X[lo:hi]
-        H = tanh_of(gain * np.dot(Xr, U)).reshape(((hi - lo) * P, m))  # row i P + q: sample lo + i, path q
-        R = softmax_residual(np.dot(H, A) * scale, Y[lo:hi], P)
-        Q = np.dot(R, A.T) * (scale * gain)
-        Qp = np.empty((hi - lo, 2 * m * P))  # [Q c0 | Q c1] of every path
-        for i in range(hi - lo):
-            for q in range(P):
-                r = i * P + q
-                for j in range(m):
-                    v = Q[r, j] * (1.0 - H[r, j] * H[r, j])
-                    Qp[i, 2 * m * q + j] = v * c0[lo + i]
-                    Qp[i, 2 * m * q + m + j] = v * C1[q, lo + i]
-        out += np.dot(Qp.T, Xr)  # (2 m P, p)
-    G = np.empty((P, m * p))
-    S = np.empty((P, m * p))
+        rows = min(n, lo + _ROWS) - lo
+        Xr = X[lo:lo + rows]
+        H_owner = tanh_of(gain * np.dot(Xr, U))  # (rows, m P)
+        H = borrowed(H_owner)
+        for i in range(rows):
+            mix_lanes(H, i, A, Z)  # the logits
+            residual_row(Z, i, scale, bound, Y, lo + i, ones, 0, shifted, ex, inv, zmax, R)
+            mix_lanes(R, i, AT, QC)  # R A^T
+            for j in range(um):
+                for q in range(uP):
+                    h = H[i, j * uP + q]
+                    QC[i, j * uP + q] *= (scale * gain) * (1.0 - h * h) * CT[lo + i, q]
+        keep_alive(H_owner)
+        acc += np.dot(QC[:rows].T, Xr)  # (m P, p)
+    keep_alive(owners)
+    out = np.empty((P, m * p))
     for q in range(P):
         for j in range(m):
             for a in range(p):
-                G[q, j * p + a] = out[2 * m * q + j, a]
-                S[q, j * p + a] = out[2 * m * q + m + j, a]
-    return G, S
+                out[q, j * p + a] = acc[j * P + q, a]
+    return out
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -177,7 +188,7 @@ def _raw_subset(wn, params, idx, c):
     return np.dot(Q.T, Xb).ravel()
 
 
-_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair, _raw_weighted_pair_block)
+_KERNELS = make_data_kernels(_raw_weighted, _raw_samples, _sample_stats, _raw_weighted_pair, _raw_weighted_block)
 _MINIBATCH_KERNEL = make_minibatch_kernel(_raw_subset)
 
 
@@ -220,7 +231,7 @@ class WeightNormMLP(DataModel):
         self.params = MLPParams(self.group_offsets, float(f), float(self.scale), float(self.gain), data.X, Y,
                                 np.einsum("ij,ij->i", data.X, data.X), self.top)
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
-         self.noise_trace_kernel, self.grad_and_noise_product_kernel, self.grad_and_noise_product_block_kernel) = _KERNELS
+         self.noise_trace_kernel, self.grad_and_noise_product_kernel, self.combined_block_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
         self.raw_subset, self.minibatch_grad_kernel = _raw_subset, _MINIBATCH_KERNEL
 

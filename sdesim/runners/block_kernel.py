@@ -2,19 +2,23 @@
 noise product over many paths share matrix products (the data models: one GEMM per pass for the
 whole block instead of a thin one per path).
 
-:func:`sdesim.solve` uses it instead of the per-path kernel (:mod:`.kernel`) when the SDE has a
-``_drift_and_product_block(t, Y, args, dW, drift_out, noise_out)`` (rows: paths; internal: ``sgd_sde``
-sets it for models with a block form) and the solve is plain: ``method="euler"``, every save time on the
-step grid, no saved Brownian values, no event, no projection, no per-path args, no debug mode (see
-:func:`block_eligible`). Each path reads its own Brownian path exactly as the per-path kernel does.
+:func:`sdesim.solve` uses it instead of the per-path kernel (:mod:`.kernel`) when the SDE has an
+``_euler_increment_block(t, h, Y, args, dW, out)`` (``out = a(t, Y) h + b(t, Y) dW`` for the rows
+of ``Y``: paths; internal: ``sgd_sde`` sets it for models with a block form, whose drift and noise
+product come from one weighted sum, one GEMM back instead of two) and the solve is plain:
+``method="euler"``, every save time on the step grid, no saved Brownian values, no event, no
+projection, no per-path args, no debug mode (see :func:`block_eligible`). Each path reads its own
+Brownian path exactly as the per-path kernel does.
 
 Blocks hold :data:`BLOCK_PATHS` paths, aligned at multiples of it from the solve's first path;
 the last block is padded with copies of its last path (with zero increments; their results are
 dropped), so every call multiplies matrices of the same shapes. A path's numbers then depend on
 its own columns of those products only: they do not depend on the number of threads, on how the
-paths are split or on ``n_paths`` (tested). They differ from the per-path kernel's in rounding
-(about 2e-16 relative after 10 steps, 5e-16 after 400 for the classifier), so a solve that the
-block kernel does not take (``save_brownian=True``, an off-grid save time) gives other last bits.
+paths are split or on ``n_paths`` (tested). They differ from the per-path kernel's in rounding:
+the GEMMs sum in another order, and the drift and the noise product are summed before their
+tangent projection (for the classifier in float64: 5e-16 of the largest state after 10 steps,
+1.3e-15 after 400). So a solve that the block kernel does not take (``save_brownian=True``, an
+off-grid save time) gives other last bits.
 """
 
 import numba as nb
@@ -31,17 +35,17 @@ BLOCK_PATHS = 32
 
 def block_eligible(plan):
     """Whether ``plan`` runs on the block kernel (see the module's docstring)."""
-    return (getattr(plan.sde, "_drift_and_product_block", None) is not None and plan.method == "euler"
+    return (getattr(plan.sde, "_euler_increment_block", None) is not None and plan.method == "euler"
             and plan.sde.projection is None and not plan.save_brownian and plan.event is None
             and not any(plan.args_mask) and not plan.debug
             and plan.levy_levels == 0 and float(plan.x0) == 0.0 and bool(np.all(plan.save_pos < 0.0)))
 
 
 def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None, brownian_dtype="float64"):
-    """Compile the block kernel for ``sde`` (its ``_drift_and_product_block``): stored paths
+    """Compile the block kernel for ``sde`` (its ``_euler_increment_block``): stored paths
     (``store``) or on-the-fly moments of ``functional`` per block, as :func:`.kernel.build_kernel`."""
     dim, m = sde.dim, sde.noise_dim
-    both = sde._drift_and_product_block
+    increment = sde._euler_increment_block
     n_f = dim if functional is None else n_functional
     dt_, bt_ = np.dtype(dtype).type, np.dtype(brownian_dtype).type
     record = _make_record(dim, m, store, False, _identity if functional is None else _jit(functional), n_f)
@@ -57,7 +61,7 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
         for ch in range(ch_lo, min(ch_hi, n_blocks)):
             p_lo = ch * P
             n_real = min(n_paths, p_lo + P) - p_lo
-            Y, A, G = np.empty((P, dim), dt_), np.empty((P, dim), dt_), np.empty((P, dim), dt_)
+            Y, D = np.empty((P, dim), dt_), np.empty((P, dim), dt_)
             dW, fval = np.zeros((P, m), dt_), np.empty(n_f, dt_)
             stack, inc = np.empty((P, max(walk_depth, 0) + 1, m), bt_), np.empty((P, m), bt_)
             block = np.empty((P, 1 << B, m), bt_)
@@ -84,11 +88,11 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
                             for c in range(m):
                                 dW[q, c] = block[q, jb, c]
                     t_to = (g + 1) * dt
-                    both(t, Y, args, dW, A, G)
                     h = dt_(t_to - t)  # (the update in the state's precision, as the per-path Euler step)
+                    increment(t, h, Y, args, dW, D)
                     for q in range(P):
                         for i in range(dim):
-                            Y[q, i] = Y[q, i] + A[q, i] * h + G[q, i]
+                            Y[q, i] = Y[q, i] + D[q, i]
                     t = t_to
                 if q_save < n_save and save_step[q_save] == n:
                     for q in range(n_real):

@@ -33,7 +33,7 @@ def run_cpu(plan, *, progress=False):
     key = (sde.fingerprint() or sde.kernel_key(), plan.method, store, plan.save_brownian,
            fingerprint(plan.functional) or plan.functional, plan.dtype, plan.args_mask,
            fingerprint(plan.event) or plan.event, plan.stop_at_event, plan.brownian.dtype.name,
-           block and (fingerprint(sde._drift_and_product_block) or sde._drift_and_product_block))
+           block and (fingerprint(sde._euler_increment_block) or sde._euler_increment_block))
     compile_s, source = 0.0, "memory"
     if key not in _KERNELS:
         with sigint_deferred():  # (a Ctrl-C inside the compiler's callbacks is not lost)
@@ -48,7 +48,7 @@ def run_cpu(plan, *, progress=False):
                                       brownian_dtype=plan.brownian.dtype)
             options = (plan.solver, plan.method, store, plan.save_brownian, plan.functional, plan.functional_dim,
                        np.dtype(plan.dtype).str, plan.args_mask, plan.event, plan.stop_at_event,
-                       plan.brownian.dtype.str, block and sde._drift_and_product_block)
+                       plan.brownian.dtype.str, block and sde._euler_increment_block)
             what = f"the {plan.method} {'block ' if block else ''}kernel of {sde.name!r} ({np.dtype(plan.dtype).name})"
             use_disk_cache(kernel, "solve", (sde.kernel_key(), options), what)
             run(kernel, plan, plan.y0s[:1], 0, 0, 1, 1, True)  # compiles (or loads from the disk cache)
