@@ -1,5 +1,7 @@
 """The block kernel (sdesim.runners.block_kernel): Euler on blocks of BLOCK_PATHS (32) paths with one GEMM per pass,
-for the digits classifier's sgd_sde (and the MLP's, at the end).
+for the digits classifier's sgd_sde (and the MLP's, at the end). The models' combined block kernel
+(a grad L + b S dB for every path from one weighted sum) against their per-path gradient and noise
+product, for weights a, b that no Euler step uses.
 
 Against the per-path kernel on the same Brownian paths (agreement to rounding: the GEMMs sum in
 another order; bound 1e-12 of the largest state after 10 steps in float64, 1e-5 in float32), the
@@ -118,3 +120,25 @@ def test_the_mlp_in_blocks_agrees_with_the_per_path_kernel_and_keeps_its_bits(mo
     monkeypatch.setattr(cpu, "block_eligible", lambda plan: False)
     single = _solve(sde, w0, n_paths=40)
     np.testing.assert_allclose(blocks.ys, single.ys, rtol=0, atol=1e-12 * float(np.max(np.abs(single.ys))))
+
+
+@pytest.mark.parametrize("make", [lambda data: NormalizedLinearClassifier(data, batch_size=32),
+                                  lambda data: WeightNormMLP(data, batch_size=32)], ids=["classifier", "mlp"])
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_the_combined_block_kernel_is_a_grad_plus_b_noise_product(make, dtype, tol):
+    """out[q] = a grad L(W[q]) + b S(W[q]) dB[q] for a block of paths of unequal norms, against the
+    per-path float64 kernels (tolerance: rounding of sums over n = 1347 samples, relative to the
+    largest entry: float64 1e-12; float32, eps 6e-8 times sqrt(n) ~ 2e-6, 1e-5)."""
+    model = make(load_digits())
+    rng = np.random.default_rng(11)
+    W = model.random_init(BLOCK_PATHS, seed=4) * rng.uniform(0.5, 2.0, size=(BLOCK_PATHS, 1))
+    dB = rng.normal(size=(BLOCK_PATHS, model.noise_dim))
+    a, b = 0.37, -1.9
+    out = np.empty(W.shape, dtype)
+    model.combined_block_kernel(W.astype(dtype), model.params, dB.astype(dtype), a, b, out)
+    want = np.empty_like(W)
+    noise = np.empty(model.d)
+    for q in range(BLOCK_PATHS):
+        model.noise_product_kernel(W[q], model.params, dB[q], noise)
+        want[q] = a * model.grad(W[q]) + b * noise
+    np.testing.assert_allclose(out, want, rtol=0, atol=tol * float(np.max(np.abs(want))))
