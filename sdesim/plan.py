@@ -120,7 +120,7 @@ def make_plan(sde, y0, ts, *, method="euler", dt, n_paths=None, seed=None, bm=No
     if debug:
         sde = sde.debug_twin()
     # the functions are checked at path 0's state and arguments
-    checked = sde.with_args(args_of_path(sde.args, 0)) if any(args_mask) else sde
+    checked = _path0_twin(sde) if any(args_mask) else sde
     checked.check_at(ts[0], y0s[0], dtype, dense=solver.uses_dense_diffusion(sde))
     check_noise_structure(checked, ts[0], y0s[0])
     if event is not None:
@@ -345,3 +345,14 @@ def debug_mode(debug):
     if not isinstance(debug, (bool, np.bool_)):
         raise TypeError(f"debug must be True or False, got {debug!r}")
     return bool(debug)
+
+
+def _path0_twin(sde):
+    """``sde`` with path 0's arguments, kept on ``sde``, so that its functions' check (cached per
+    SDE) runs once per SDE rather than once per solve. (Copies of ``sde``'s attributes, as
+    ``with_args`` and ``debug_twin`` make, carry the entry along: it is used only by the SDE it was
+    made for, with the same ``args``.)"""
+    entry = sde.__dict__.get("_path0_twin")
+    if entry is None or entry[0] != id(sde) or entry[1] is not sde.args:
+        entry = sde.__dict__["_path0_twin"] = (id(sde), sde.args, sde.with_args(args_of_path(sde.args, 0)))
+    return entry[2]

@@ -87,8 +87,8 @@ def test_reduce_mode_gives_the_moments_of_the_stored_paths(clf):
 
 
 def test_the_block_kernel_runs_only_plain_euler_solves(clf):
-    """Saved Brownian values, off-grid save times and per-path rates go to the per-path kernel
-    (which reads the same Brownian paths: the same numbers to rounding)."""
+    """Saved Brownian values, off-grid save times, debug mode and projections go to the per-path
+    kernel (which reads the same Brownian paths: the same numbers to rounding)."""
     model, sde, w0 = clf
     base = _solve(sde, w0, n_paths=3)
     for kw in (dict(save_brownian=True), dict(ts=np.array([0.0, 4.5, 10.0]))):
@@ -96,8 +96,6 @@ def test_the_block_kernel_runs_only_plain_euler_solves(clf):
         assert sol.stats["paths_per_block"] == 1, kw
     np.testing.assert_allclose(_solve(sde, w0, n_paths=3, save_brownian=True).ys, base.ys, rtol=0,
                                atol=1e-12 * float(np.max(np.abs(base.ys))))
-    grid = sgd_sde(model, per_path(np.full(3, 0.1)), 1e-3)
-    assert _solve(grid, w0, n_paths=3).stats["paths_per_block"] == 1
     assert _solve(sde, w0, n_paths=3, debug=True).stats["paths_per_block"] == 1
     projected = sde.with_args(sde.args)
     projected.projection = _keep
@@ -105,6 +103,41 @@ def test_the_block_kernel_runs_only_plain_euler_solves(clf):
     from sdesim.plan import make_plan
     assert block_eligible(make_plan(sde, w0, TS, dt=1.0, n_paths=3))
     assert not block_eligible(make_plan(projected, w0, TS, dt=1.0, n_paths=3))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_per_path_rates_run_in_blocks_each_path_bitwise_as_alone(clf, monkeypatch, dtype):
+    """A grid of (lr, wd) pairs, one per path (sdesim.per_path): on the block kernel, path p is
+    bitwise the path p of a solve with its own rates for every path (sgd_sde's promise), and the
+    grid agrees with the per-path kernel to rounding (1e-12 / 1e-5 of the largest state)."""
+    model, _, w0 = clf
+    rng = np.random.default_rng(5)
+    n = 40
+    lr, wd = rng.uniform(0.02, 0.3, n), rng.uniform(1e-4, 1e-2, n)
+    grid = sgd_sde(model, per_path(lr), per_path(wd))
+    sol = _solve(grid, w0, n_paths=n, dtype=dtype)
+    assert sol.stats["paths_per_block"] == BLOCK_PATHS
+    for p in (0, 17, 33, 39):  # (both blocks; 39: the last, in a padded block)
+        alone = _solve(sgd_sde(model, lr[p], wd[p]), w0, n_paths=n, dtype=dtype)
+        np.testing.assert_array_equal(sol.ys[:, p], alone.ys[:, p])
+    only_lr = sgd_sde(model, per_path(lr), 1e-3)  # one per-path rate, one constant
+    np.testing.assert_array_equal(_solve(only_lr, w0, n_paths=n, dtype=dtype).ys[:, 5],
+                                  _solve(sgd_sde(model, lr[5], 1e-3), w0, n_paths=n, dtype=dtype).ys[:, 5])
+    monkeypatch.setattr(cpu, "block_eligible", lambda plan: False)
+    single = _solve(grid, w0, n_paths=n, dtype=dtype)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(sol.ys, single.ys, rtol=0, atol=tol * float(np.max(np.abs(single.ys))))
+
+
+def test_per_path_args_the_block_function_does_not_read_go_to_the_per_path_kernel(clf):
+    """A per-path entry other than the rates (here the model's parameters, one copy per path) is
+    not read per path by the block function: such a solve runs one path at a time."""
+    from sdesim.plan import make_plan
+    from sdesim.runners.block_kernel import block_eligible
+    _, sde, w0 = clf
+    assert block_eligible(make_plan(sgd_sde(clf[0], per_path(np.full(3, 0.1)), 1e-3), w0, TS, dt=1.0, n_paths=3))
+    args = sde.args._replace(lr_times=per_path(np.zeros((3, 0))))
+    assert not block_eligible(make_plan(sde.with_args(args), w0, TS, dt=1.0, n_paths=3))
 
 
 def test_the_mlp_in_blocks_agrees_with_the_per_path_kernel_and_keeps_its_bits(monkeypatch):
@@ -133,12 +166,12 @@ def test_the_combined_block_kernel_is_a_grad_plus_b_noise_product(make, dtype, t
     rng = np.random.default_rng(11)
     W = model.random_init(BLOCK_PATHS, seed=4) * rng.uniform(0.5, 2.0, size=(BLOCK_PATHS, 1))
     dB = rng.normal(size=(BLOCK_PATHS, model.noise_dim))
-    a, b = 0.37, -1.9
+    a, b = rng.uniform(-1.0, 1.0, BLOCK_PATHS), rng.uniform(-2.0, 2.0, BLOCK_PATHS)  # (one pair per path)
     out = np.empty(W.shape, dtype)
-    model.combined_block_kernel(W.astype(dtype), model.params, dB.astype(dtype), a, b, out)
+    model.combined_block_kernel(W.astype(dtype), model.params, dB.astype(dtype), a.astype(dtype), b.astype(dtype), out)
     want = np.empty_like(W)
     noise = np.empty(model.d)
     for q in range(BLOCK_PATHS):
         model.noise_product_kernel(W[q], model.params, dB[q], noise)
-        want[q] = a * model.grad(W[q]) + b * noise
+        want[q] = a[q] * model.grad(W[q]) + b[q] * noise
     np.testing.assert_allclose(out, want, rtol=0, atol=tol * float(np.max(np.abs(want))))

@@ -56,6 +56,21 @@ def test_per_path_errors():
         sdesim.solve(bad, y0, TS, dt=0.1, n_paths=2, seed=1)
 
 
+def test_the_check_at_path_0_is_kept_per_sde_and_follows_its_args():
+    """The functions' check at path 0's arguments runs once per SDE (its path-0 twin is kept), and a
+    copy with other per-path args (with_args, which copies the SDE's attributes) is checked at its
+    own path 0: a NaN there is named by the check, not met later in the solve."""
+    y0 = np.array([1.0, 0.5])
+    good = _gbm(sdesim.per_path(np.array([[0.1, 0.0], [0.1, 0.1]])), np.array([0.4, 0.3]))
+    sdesim.solve(good, y0, TS, dt=0.1, n_paths=2, seed=1)
+    twin = good.__dict__["_path0_twin"][2]
+    sdesim.solve(good, y0, TS, dt=0.1, n_paths=2, seed=2)
+    assert good.__dict__["_path0_twin"][2] is twin and twin._checked  # (checked once, kept)
+    bad = good.with_args((sdesim.per_path(np.array([[np.nan, 0.0], [0.1, 0.1]])), good.args[1]))
+    with pytest.raises(ValueError, match="drift of .* left entries of its output .* non-finite"):
+        sdesim.solve(bad, y0, TS, dt=0.1, n_paths=2, seed=1)
+
+
 def test_sgd_sde_takes_a_grid_of_rates_per_path():
     """The paper's grid of (lr, wd) pairs as one solve: path p bitwise equals path p of a solve with
     pair p's rates alone (same seed, same path index)."""

@@ -154,8 +154,9 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
 
 
 def _make_combined_block_kernel(raw_weighted_block):
-    """``combined_block(W, params, dB, a, b, out)``: ``out[q] = a grad L(W[q]) + b S(W[q]) dB[q]``
-    for the rows of ``W`` and ``dB`` (paths), from the model's ``raw_weighted_block``.
+    """``combined_block(W, params, dB, a, b, out)``: ``out[q] = a[q] grad L(W[q]) + b[q] S(W[q]) dB[q]``
+    for the rows of ``W`` and ``dB`` (paths; ``a``, ``b``: one weight per path, in the precision of
+    ``W``), from the model's ``raw_weighted_block``.
 
     Both terms are tangent projections of weighted sums of the same per-sample terms ``M_i``
     (weights ``1/n`` and ``f (dB_i - mean dB)``), so their combination is one weighted sum, with
@@ -182,10 +183,12 @@ def _make_combined_block_kernel(raw_weighted_block):
             for i in range(n):
                 means[q] += dB[q, i]
             means[q] /= n
-        c_mean, c_noise = real(a / n), real(b * params.f)
+        c_mean, c_noise = np.empty(P, W.dtype), np.empty(P, W.dtype)
+        for q in range(P):
+            c_mean[q], c_noise[q] = real(a[q] / n), real(b[q] * params.f)
         for i in range(n):  # (CT row by row: the stores of a row share a cache line)
             for q in range(P):
-                CT[i, q] = c_mean + c_noise * (dB[q, i] - means[q])
+                CT[i, q] = c_mean[q] + c_noise[q] * (dB[q, i] - means[q])
         M = raw_weighted_block(WN, params, CT, W)
         for q in range(P):
             for j in range(k):

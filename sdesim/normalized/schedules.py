@@ -74,3 +74,17 @@ def schedule_value(t, times, values):
     while i < times.size and t >= times[i]:
         i += 1
     return values[i]
+
+
+def rate_of_path(t, times, values, path):
+    """A rate of path ``path`` at time ``t``: its own entry ``values[path, 0]`` where the rate is per
+    path (``values`` of shape ``(n_paths, 1)``, no change times: :func:`sdesim.per_path`), else the
+    schedule's value (:func:`schedule_value`), the same for every path. Compiled code only."""
+    raise NotImplementedError("rate_of_path is for compiled code")
+
+
+@nb.extending.overload(rate_of_path)
+def _rate_of_path(t, times, values, path):
+    if values.ndim == 2:
+        return lambda t, times, values, path: values[path, 0]
+    return lambda t, times, values, path: schedule_value(t, times, values)

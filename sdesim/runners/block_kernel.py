@@ -3,12 +3,13 @@ noise product over many paths share matrix products (the data models: one GEMM p
 whole block instead of a thin one per path).
 
 :func:`sdesim.solve` uses it instead of the per-path kernel (:mod:`.kernel`) when the SDE has an
-``_euler_increment_block(t, h, Y, args, dW, out)`` (``out = a(t, Y) h + b(t, Y) dW`` for the rows
-of ``Y``: paths; internal: ``sgd_sde`` sets it for models with a block form, whose drift and noise
-product come from one weighted sum, one GEMM back instead of two) and the solve is plain:
-``method="euler"``, every save time on the step grid, no saved Brownian values, no event, no
-projection, no per-path args, no debug mode (see :func:`block_eligible`). Each path reads its own
-Brownian path exactly as the per-path kernel does.
+``_euler_increment_block(t, h, Y, args, paths, dW, out)`` (``out = a(t, Y) h + b(t, Y) dW`` for the
+rows of ``Y``, row ``q`` being path ``paths[q]``; internal: ``sgd_sde`` sets it for models with a
+block form, whose drift and noise product come from one weighted sum, one GEMM back instead of two)
+and the solve is plain: ``method="euler"``, every save time on the step grid, no saved Brownian
+values, no event, no projection, no debug mode, per-path args only where the block function reads
+them per path (``_block_per_path``: ``sgd_sde``'s per-path rates; see :func:`block_eligible`).
+Each path reads its own Brownian path exactly as the per-path kernel does.
 
 Blocks hold :data:`BLOCK_PATHS` paths, aligned at multiples of it from the solve's first path;
 the last block is padded with copies of its last path (with zero increments; their results are
@@ -35,10 +36,21 @@ BLOCK_PATHS = 32
 
 def block_eligible(plan):
     """Whether ``plan`` runs on the block kernel (see the module's docstring)."""
-    return (getattr(plan.sde, "_euler_increment_block", None) is not None and plan.method == "euler"
-            and plan.sde.projection is None and not plan.save_brownian and plan.event is None
-            and not any(plan.args_mask) and not plan.debug
+    sde = plan.sde
+    return (getattr(sde, "_euler_increment_block", None) is not None and plan.method == "euler"
+            and sde.projection is None and not plan.save_brownian and plan.event is None
+            and _per_path_args_read(sde, plan.args, plan.args_mask) and not plan.debug
             and plan.levy_levels == 0 and float(plan.x0) == 0.0 and bool(np.all(plan.save_pos < 0.0)))
+
+
+def _per_path_args_read(sde, args, mask):
+    """Whether every per-path entry of ``args`` is one that the SDE's block function reads per path
+    (its ``_block_per_path``: names of ``args`` fields)."""
+    if not any(mask):
+        return True
+    names = getattr(args, "_fields", ())
+    read = getattr(sde, "_block_per_path", ())
+    return len(names) == len(mask) and all(name in read for name, per in zip(names, mask) if per)
 
 
 def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None, brownian_dtype="float64"):
@@ -62,6 +74,7 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
             p_lo = ch * P
             n_real = min(n_paths, p_lo + P) - p_lo
             Y, D = np.empty((P, dim), dt_), np.empty((P, dim), dt_)
+            paths = np.empty(P, np.int64)  # (padding rows: the block's last path, its rates too)
             dW, fval = np.zeros((P, m), dt_), np.empty(n_f, dt_)
             stack, inc = np.empty((P, max(walk_depth, 0) + 1, m), bt_), np.empty((P, m), bt_)
             block = np.empty((P, 1 << B, m), bt_)
@@ -70,6 +83,7 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
             no_ws = np.zeros((1, 1, 1))
             failed = np.zeros(P, np.bool_)
             for q in range(P):  # padding rows: the block's last path again
+                paths[q] = path0 + p_lo + min(q, n_real - 1)
                 src = p_lo + min(q, n_real - 1) if y0s.shape[0] > 1 else 0
                 for i in range(dim):
                     Y[q, i] = y0s[src, i]
@@ -89,7 +103,7 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
                                 dW[q, c] = block[q, jb, c]
                     t_to = (g + 1) * dt
                     h = dt_(t_to - t)  # (the update in the state's precision, as the per-path Euler step)
-                    increment(t, h, Y, args, dW, D)
+                    increment(t, h, Y, args, paths, dW, D)
                     for q in range(P):
                         for i in range(dim):
                             Y[q, i] = Y[q, i] + D[q, i]
