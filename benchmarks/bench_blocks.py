@@ -8,7 +8,7 @@ Per dtype, on one thread (BLAS held to one thread), compile excluded, best of ``
 * the flops of a path-step, counted as the matrix products each kernel computes: the logits
   ``X (n, p) @ W (p, K)`` (``2 n p K``) and the weighted sums back. The block kernel needs one,
   ``X^T (p, n) @ R c (n, K)`` (``2 n p K``: the Euler increment's drift and noise product summed
-  in one set of weights), 3.51 Mflop per path-step in all; the per-path kernel two,
+  in one set of weights), 3.50 Mflop per path-step in all; the per-path kernel two,
   ``X^T @ [R c0, R c1] (n, 2K)`` (``4 n p K``), 5.26 Mflop. ``n = 1348`` samples (with the bias
   column), ``p = 65``, ``K = 10``;
 * the GEMM rate: NumPy's ``@`` on the block kernel's shapes for a block of 32 paths

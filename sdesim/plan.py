@@ -348,11 +348,10 @@ def debug_mode(debug):
 
 
 def _path0_twin(sde):
-    """``sde`` with path 0's arguments, kept on ``sde``, so that its functions' check (cached per
-    SDE) runs once per SDE rather than once per solve. (Copies of ``sde``'s attributes, as
-    ``with_args`` and ``debug_twin`` make, carry the entry along: it is used only by the SDE it was
-    made for, with the same ``args``.)"""
+    """``sde`` with path 0's arguments, kept on ``sde`` (with the ``args`` it was made from), so that
+    its functions' check (cached per SDE) runs once per SDE rather than once per solve. Copies of an
+    SDE (``with_args``, ``debug_twin``) do not take the entry along."""
     entry = sde.__dict__.get("_path0_twin")
-    if entry is None or entry[0] != id(sde) or entry[1] is not sde.args:
-        entry = sde.__dict__["_path0_twin"] = (id(sde), sde.args, sde.with_args(args_of_path(sde.args, 0)))
-    return entry[2]
+    if entry is None or entry[0] is not sde.args:
+        entry = sde.__dict__["_path0_twin"] = (sde.args, sde.with_args(args_of_path(sde.args, 0)))
+    return entry[1]

@@ -192,6 +192,7 @@ class SDE:
         other.__dict__.update(self.__dict__)
         other.args = args
         other._checked = set()
+        other.__dict__.pop("_path0_twin", None)  # (sdesim.plan's, for the old args)
         return other
 
     def to_stratonovich(self):
@@ -321,6 +322,7 @@ class SDE:
             twin = object.__new__(SDE)
             twin.__dict__.update(self.__dict__)
             twin._checked = set()
+            twin.__dict__.pop("_path0_twin", None)
             twin._is_debug_twin = True
             for what in _FUNCTIONS:
                 f = getattr(self, what)

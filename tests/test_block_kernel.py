@@ -129,9 +129,42 @@ def test_per_path_rates_run_in_blocks_each_path_bitwise_as_alone(clf, monkeypatc
     np.testing.assert_allclose(sol.ys, single.ys, rtol=0, atol=tol * float(np.max(np.abs(single.ys))))
 
 
+def test_per_path_rates_in_reduce_mode_read_the_absolute_path_index(clf, monkeypatch):
+    """Reduce mode runs the paths in chunks (here of 32: path0 = 0, 32): each path still reads its
+    own rates, so the moments equal those of the stored grid (1e-12)."""
+    model, _, w0 = clf
+    rng = np.random.default_rng(8)
+    n = 70
+    grid = sgd_sde(model, per_path(rng.uniform(0.02, 0.3, n)), per_path(rng.uniform(1e-4, 1e-2, n)))
+    stored = _solve(grid, w0, n_paths=n)
+    monkeypatch.setattr(cpu, "REDUCE_BLOCK", 32)
+    red = _solve(grid, w0, n_paths=n, reduce=True)
+    assert red.stats["paths_per_block"] == BLOCK_PATHS
+    np.testing.assert_allclose(red.mean, stored.ys.mean(axis=1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(red.var, stored.ys.var(axis=1, ddof=1), rtol=1e-9, atol=1e-18)
+
+
+def test_a_per_path_schedule_with_shared_change_times_runs_in_blocks(clf, monkeypatch):
+    """Per-path lr values with a shared change time (args built by hand: lr_values one row of two
+    values per path, lr_times = [5]): each block row follows its own schedule across t = 5, as the
+    per-path kernel does (1e-12 of the largest state)."""
+    model, sde, w0 = clf
+    n = 40
+    rng = np.random.default_rng(9)
+    values = np.stack([rng.uniform(0.05, 0.2, n), rng.uniform(0.01, 0.05, n)], axis=1)
+    scheduled = sde.with_args(sde.args._replace(lr_times=np.array([5.0]), lr_values=per_path(values)))
+    blocks = _solve(scheduled, w0, n_paths=n)
+    assert blocks.stats["paths_per_block"] == BLOCK_PATHS
+    monkeypatch.setattr(cpu, "block_eligible", lambda plan: False)
+    single = _solve(scheduled, w0, n_paths=n)
+    np.testing.assert_allclose(blocks.ys, single.ys, rtol=0, atol=1e-12 * float(np.max(np.abs(single.ys))))
+    constant = _solve(sde.with_args(sde.args._replace(lr_values=per_path(values[:, :1].copy()))), w0, n_paths=n)
+    assert np.max(np.abs(constant.ys[-1] - single.ys[-1])) > 1e-6  # (the change at t = 5 matters)
+
+
 def test_per_path_args_the_block_function_does_not_read_go_to_the_per_path_kernel(clf):
-    """A per-path entry other than the rates (here the model's parameters, one copy per path) is
-    not read per path by the block function: such a solve runs one path at a time."""
+    """A per-path entry other than the rates' values (here the lr change times, one row per path)
+    is not read per path by the block function: such a solve runs one path at a time."""
     from sdesim.plan import make_plan
     from sdesim.runners.block_kernel import block_eligible
     _, sde, w0 = clf
@@ -160,7 +193,7 @@ def test_the_mlp_in_blocks_agrees_with_the_per_path_kernel_and_keeps_its_bits(mo
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
 def test_the_combined_block_kernel_is_a_grad_plus_b_noise_product(make, dtype, tol):
     """out[q] = a grad L(W[q]) + b S(W[q]) dB[q] for a block of paths of unequal norms, against the
-    per-path float64 kernels (tolerance: rounding of sums over n = 1347 samples, relative to the
+    per-path float64 kernels (tolerance: rounding of sums over n = 1348 samples, relative to the
     largest entry: float64 1e-12; float32, eps 6e-8 times sqrt(n) ~ 2e-6, 1e-5)."""
     model = make(load_digits())
     rng = np.random.default_rng(11)

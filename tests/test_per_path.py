@@ -63,10 +63,12 @@ def test_the_check_at_path_0_is_kept_per_sde_and_follows_its_args():
     y0 = np.array([1.0, 0.5])
     good = _gbm(sdesim.per_path(np.array([[0.1, 0.0], [0.1, 0.1]])), np.array([0.4, 0.3]))
     sdesim.solve(good, y0, TS, dt=0.1, n_paths=2, seed=1)
-    twin = good.__dict__["_path0_twin"][2]
+    twin = good.__dict__["_path0_twin"][1]
     sdesim.solve(good, y0, TS, dt=0.1, n_paths=2, seed=2)
-    assert good.__dict__["_path0_twin"][2] is twin and twin._checked  # (checked once, kept)
+    assert good.__dict__["_path0_twin"][1] is twin and twin._checked  # (checked once, kept)
+    assert "_path0_twin" not in twin.__dict__  # (no chain of twins holding old args)
     bad = good.with_args((sdesim.per_path(np.array([[np.nan, 0.0], [0.1, 0.1]])), good.args[1]))
+    assert "_path0_twin" not in bad.__dict__
     with pytest.raises(ValueError, match="drift of .* left entries of its output .* non-finite"):
         sdesim.solve(bad, y0, TS, dt=0.1, n_paths=2, seed=1)
 

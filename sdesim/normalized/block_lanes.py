@@ -64,7 +64,6 @@ def residual_row(Z, i, scale, bound, Y, y_row, C, c_row, shifted, ex, inv, zmax,
             out[i, k * uP + q] = (ex[k * uP + q] * inv[q] - yk) * C[c_row, q]
 
 
-
 @nb.njit(inline="always")
 def mix_lanes(src, i, coef, dst):
     """``dst[i, o P + q] = sum_t coef[t, o] src[i, t P + q]`` for every output ``o`` and path ``q``

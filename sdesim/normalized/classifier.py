@@ -33,9 +33,8 @@ class ClassifierParams(NamedTuple):
 
 
 @nb.njit(cache=True, fastmath=False)
-def softmax_residual(Z, Y, per=1):
-    """``softmax(Z) - Y`` row by row, shape ``(n, K)`` (``Y`` one-hot; row ``i`` of ``Z`` has the
-    label ``Y[i // per]``: ``per`` consecutive rows per sample, e.g. one per path of a block)."""
+def softmax_residual(Z, Y):
+    """``softmax(Z) - Y`` row by row, shape ``(n, K)`` (``Y`` one-hot labels of the rows)."""
     n, K = Z.shape
     R = np.empty((n, K))
     for i in range(n):
@@ -53,9 +52,8 @@ def softmax_residual(Z, Y, per=1):
         for k in range(K):
             total += E[i, k]
         inv = 1.0 / total
-        label = i // per
         for k in range(K):
-            R[i, k] = E[i, k] * inv - Y[label, k]
+            R[i, k] = E[i, k] * inv - Y[i, k]
     return R
 
 

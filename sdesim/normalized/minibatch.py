@@ -78,9 +78,10 @@ def make_data_kernels(raw_weighted, raw_samples, sample_stats, raw_weighted_pair
     """Build ``(grad, noise_product, noise_factor, noise_trace, grad_and_noise_product,
     combined_block)`` kernels from a model's primitives (``raw_weighted_pair(wn, params, c0, c1,
     like)`` gives two weighted sums from one forward pass; ``like`` is the state, whose dtype a
-    model may compute in). ``raw_weighted_block(WN, params, C, like)``, if the model has it, gives
-    one weighted sum per path for a block of paths at once (rows of ``WN`` and ``C``: one GEMM per
-    pass for the whole block); else the block kernel is None."""
+    model may compute in). ``raw_weighted_block(WN, params, CT, like)``, if the model has it, gives
+    one weighted sum per path for a block of paths at once (``sum_i CT[i, q] M_i(WN[q])`` for the
+    rows ``q`` of ``WN``, ``(P, d)``, the weights of path ``q`` in column ``q`` of ``CT``, ``(n, P)``:
+    one GEMM per pass for the whole block); else the block kernel is None."""
 
     @nb.njit(fastmath=False)
     def grad_kernel(w, params, out):

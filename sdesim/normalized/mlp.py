@@ -96,11 +96,12 @@ _ROWS = 64
 @nb.njit(cache=True, fastmath=False)
 def _raw_weighted_block(WN, params, CT, like):
     """``sum_i CT[i, q] M_i(WN[q])`` for a block of ``P`` paths (rows of ``WN``, ``(P, d)``; columns
-    of ``CT``, ``(n, P)``; float64), in passes over :data:`_ROWS` samples: the pre-activations of
-    all paths from one GEMM ``X_rows (.., p) @ U (p, m P)``, their logits and ``Q`` by loops over
-    the paths (on SIMD lanes, as the softmax: :mod:`.block_lanes`), and the weighted sums
-    accumulated by one GEMM ``(Q C)^T @ X_rows`` per pass. A path's result depends on its own
-    columns only. -> ``(P, d)``."""
+    of ``CT``, ``(n, P)``; computed in float64 whatever their precision), in passes over
+    :data:`_ROWS` samples: the pre-activations of all paths from one GEMM ``X_rows (.., p) @ U
+    (p, m P)``, their logits and ``Q`` by loops over the paths (on SIMD lanes, as the softmax:
+    :mod:`.block_lanes`; the logits shifted by a bound on them, ``scale max_k sum_j |A_jk|``), and
+    the weighted sums accumulated by one GEMM ``(Q C)^T @ X_rows`` per pass. A path's result
+    depends on its own columns only. -> ``(P, d)``."""
     X, Y, A = params.X, params.Y, params.top
     scale, gain = params.scale, params.gain
     n, p = X.shape
@@ -119,15 +120,16 @@ def _raw_weighted_block(WN, params, CT, like):
     Z, R, QC, ones, shifted, ex, inv, zmax = borrowed(owners)  # (no reference counts per row)
     uP, um = np.uint64(P), np.uint64(m)
     acc = np.zeros((m * P, p))
-    AT = np.ascontiguousarray(A.T)
+    AT_owner = np.ascontiguousarray(A.T)
+    Yb, Ab, AT = borrowed(Y), borrowed(A), borrowed(AT_owner)
     for lo in range(0, n, _ROWS):
         rows = min(n, lo + _ROWS) - lo
         Xr = X[lo:lo + rows]
         H_owner = tanh_of(gain * np.dot(Xr, U))  # (rows, m P)
         H = borrowed(H_owner)
         for i in range(rows):
-            mix_lanes(H, i, A, Z)  # the logits
-            residual_row(Z, i, scale, bound, Y, lo + i, ones, 0, shifted, ex, inv, zmax, R)
+            mix_lanes(H, i, Ab, Z)  # the logits
+            residual_row(Z, i, scale, bound, Yb, lo + i, ones, 0, shifted, ex, inv, zmax, R)
             mix_lanes(R, i, AT, QC)  # R A^T
             for j in range(um):
                 for q in range(uP):
@@ -135,7 +137,7 @@ def _raw_weighted_block(WN, params, CT, like):
                     QC[i, j * uP + q] *= (scale * gain) * (1.0 - h * h) * CT[lo + i, q]
         keep_alive(H_owner)
         acc += np.dot(QC[:rows].T, Xr)  # (m P, p)
-    keep_alive(owners)
+    keep_alive(owners, AT_owner)
     out = np.empty((P, m * p))
     for q in range(P):
         for j in range(m):

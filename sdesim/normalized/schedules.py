@@ -5,7 +5,7 @@ import numbers
 import numba as nb
 import numpy as np
 
-__all__ = ["Schedule", "as_schedule", "schedule_value"]
+__all__ = ["Schedule", "as_schedule", "schedule_value", "rate_of_path"]
 
 
 class Schedule:
@@ -77,14 +77,14 @@ def schedule_value(t, times, values):
 
 
 def rate_of_path(t, times, values, path):
-    """A rate of path ``path`` at time ``t``: its own entry ``values[path, 0]`` where the rate is per
-    path (``values`` of shape ``(n_paths, 1)``, no change times: :func:`sdesim.per_path`), else the
-    schedule's value (:func:`schedule_value`), the same for every path. Compiled code only."""
+    """A rate of path ``path`` at time ``t``: the schedule ``(times, values[path])`` where the values
+    are per path (2-d, one row per path: :func:`sdesim.per_path`, whose rows have no change times),
+    else the schedule ``(times, values)`` of every path (:func:`schedule_value`). Compiled code only."""
     raise NotImplementedError("rate_of_path is for compiled code")
 
 
 @nb.extending.overload(rate_of_path)
 def _rate_of_path(t, times, values, path):
     if values.ndim == 2:
-        return lambda t, times, values, path: values[path, 0]
+        return lambda t, times, values, path: schedule_value(t, times, values[path])
     return lambda t, times, values, path: schedule_value(t, times, values)

@@ -73,7 +73,7 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
         for ch in range(ch_lo, min(ch_hi, n_blocks)):
             p_lo = ch * P
             n_real = min(n_paths, p_lo + P) - p_lo
-            Y, D = np.empty((P, dim), dt_), np.empty((P, dim), dt_)
+            Y, dY = np.empty((P, dim), dt_), np.empty((P, dim), dt_)
             paths = np.empty(P, np.int64)  # (padding rows: the block's last path, its rates too)
             dW, fval = np.zeros((P, m), dt_), np.empty(n_f, dt_)
             stack, inc = np.empty((P, max(walk_depth, 0) + 1, m), bt_), np.empty((P, m), bt_)
@@ -103,10 +103,10 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
                                 dW[q, c] = block[q, jb, c]
                     t_to = (g + 1) * dt
                     h = dt_(t_to - t)  # (the update in the state's precision, as the per-path Euler step)
-                    increment(t, h, Y, args, paths, dW, D)
+                    increment(t, h, Y, args, paths, dW, dY)
                     for q in range(P):
                         for i in range(dim):
-                            Y[q, i] = Y[q, i] + D[q, i]
+                            Y[q, i] = Y[q, i] + dY[q, i]
                     t = t_to
                 if q_save < n_save and save_step[q_save] == n:
                     for q in range(n_real):
