@@ -93,7 +93,8 @@ def _raw_weighted_pair(wn, params, c0, c1, like):
 _ROWS = 64
 
 
-@nb.njit(cache=True, fastmath=False)
+@nb.njit(fastmath=False)  # (not cached on its own: it inlines block_lanes, whose edits Numba's
+# per-file cache would not see; the kernels that call it are cached with the whole package's digest)
 def _raw_weighted_block(WN, params, CT, like):
     """``sum_i CT[i, q] M_i(WN[q])`` for a block of ``P`` paths (rows of ``WN``, ``(P, d)``; columns
     of ``CT``, ``(n, P)``; computed in float64 whatever their precision), in passes over
