@@ -15,6 +15,9 @@ Per dtype, on one thread (BLAS held to one thread), compile excluded, best of ``
   (``(n, p) @ (p, 32 K)`` and ``(p, n) @ (n, 32 K)``), in the same run;
 * the fraction of the GEMM rate each kernel reaches (its flop rate so counted / the GEMM rate);
 
+the same for a grid of rates, one ``(lr, wd)`` pair per path (``sdesim.per_path``: each block
+reads its paths' own rates);
+
 and the weight-normalized MLP (``m = 8`` hidden units), block form against one path at a time, with
 its flops counted as its products: the pre-activations ``X U`` (``2 n p m``), the logits ``H A``
 (``2 n m K``), ``R A^T`` (``2 n K m``) and the weighted sums back, ``(Q c)^T X`` (``2 n p m``) in
@@ -80,17 +83,21 @@ def main(argv=None):
     ts = np.array([0.0, float(a.steps)])
     rows = []
     eligible = cpu.block_eligible
+    rng = np.random.default_rng(0)  # a grid of (lr, wd) pairs, one per path
+    grid = sgd_sde(model, sdesim.per_path(rng.uniform(0.02, 0.3, a.paths)), sdesim.per_path(rng.uniform(1e-4, 1e-2, a.paths)))
     for dtype in ("float64", "float32"):
         row = {"model": "NormalizedLinearClassifier", "dtype": dtype, "flops_per_path_step": flops, "paths": a.paths, "steps": a.steps}
         for mode in ("block", "per_path"):
-            cpu.block_eligible = eligible if mode == "block" else (lambda plan: False)
-            try:
-                secs, sol = best_time(lambda: sdesim.solve(sde, w0, ts, dt=1.0, n_paths=a.paths, seed=1, n_threads=1,
-                                                           dtype=dtype, brownian_dtype=dtype), a.repeats)
-            finally:
-                cpu.block_eligible = eligible
-            assert sol.stats["paths_per_block"] == (BLOCK_PATHS if mode == "block" else 1)
-            row[f"{mode}_path_steps_per_s"] = a.paths * a.steps / secs
+            for which, solved in (("", sde), ("grid_", grid)):
+                cpu.block_eligible = eligible if mode == "block" else (lambda plan: False)
+                try:
+                    secs, sol = best_time(lambda: sdesim.solve(solved, w0, ts, dt=1.0, n_paths=a.paths, seed=1,
+                                                               n_threads=1, dtype=dtype, brownian_dtype=dtype), a.repeats)
+                finally:
+                    cpu.block_eligible = eligible
+                assert sol.stats["paths_per_block"] == (BLOCK_PATHS if mode == "block" else 1)
+                row[f"{which}{mode}_path_steps_per_s"] = a.paths * a.steps / secs
+        row["grid_block_over_per_path"] = row["grid_block_path_steps_per_s"] / row["grid_per_path_path_steps_per_s"]
         with threadpool_limits(1):
             row["gemm_flops_per_s"] = gemm_rate(model.params.X, K, dtype, 5 * a.repeats)
         row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
@@ -99,8 +106,9 @@ def main(argv=None):
         rows.append(row)
         print(f"{dtype}: block {row['block_path_steps_per_s']:.4g}/s ({row['block_fraction_of_gemm_rate']:.2f} of "
               f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}),"
-              f" GEMM {row['gemm_flops_per_s'] / 1e9:.1f} Gflop/s, block/per-path {row['block_over_per_path']:.2f}",
-              flush=True)
+              f" GEMM {row['gemm_flops_per_s'] / 1e9:.1f} Gflop/s, block/per-path {row['block_over_per_path']:.2f};"
+              f" a grid of rates per path: block {row['grid_block_path_steps_per_s']:.4g}/s, per path "
+              f"{row['grid_per_path_path_steps_per_s']:.4g}/s ({row['grid_block_over_per_path']:.2f}x)", flush=True)
     # the MLP (8 hidden units): its block form against one path at a time, and against the GEMM rate
     mlp = WeightNormMLP(load_digits(), batch_size=32)
     sde_m, w0_m = sgd_sde(mlp, 0.1, 1e-3), mlp.random_init(norm=1.0, seed=0)
