@@ -181,15 +181,17 @@ def _make_combined_block_kernel(raw_weighted_block):
                 norms[q, j] = np.sqrt(acc)
                 for i in range(offsets[j], offsets[j + 1]):
                     WN[q, i] = W[q, i] / norms[q, j]
-            for i in range(n):
-                means[q] += dB[q, i]
-            means[q] /= n
-        c_mean, c_noise = np.empty(P, W.dtype), np.empty(P, W.dtype)
-        for q in range(P):
-            c_mean[q], c_noise[q] = real(a[q] / n), real(b[q] * params.f)
-        for i in range(n):  # (CT row by row: the stores of a row share a cache line)
+        for i in range(n):  # (the paths side by side: independent sums, each in the order of _centred's)
             for q in range(P):
-                CT[i, q] = c_mean[q] + c_noise[q] * (dB[q, i] - means[q])
+                means[q] += dB[q, i]
+        for q in range(P):
+            means[q] /= n
+        c_mean, c_noise, mean_r = np.empty(P, W.dtype), np.empty(P, W.dtype), np.empty(P, W.dtype)
+        for q in range(P):
+            c_mean[q], c_noise[q], mean_r[q] = real(a[q] / n), real(b[q] * params.f), real(means[q])
+        for i in range(n):  # (CT row by row, in the state's precision: the stores of a row share a cache line)
+            for q in range(P):
+                CT[i, q] = c_mean[q] + c_noise[q] * (dB[q, i] - mean_r[q])
         M = raw_weighted_block(WN, params, CT, W)
         for q in range(P):
             for j in range(k):
