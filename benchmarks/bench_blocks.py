@@ -4,15 +4,17 @@ the per-path kernel and against the GEMM rate of the same machine.
 Per dtype, on one thread (BLAS held to one thread), compile excluded, best of ``--repeats``:
 
 * path-steps per second of ``sgd_sde(NormalizedLinearClassifier(digits))``, Euler, ``dt = 1``,
-  on the block kernel (``BLOCK_PATHS`` = 32 paths per GEMM, the default) and on the per-path kernel;
+  on the block kernel (the model's ``block_paths`` per GEMM: 8 in float64, 32 in float32) and on the
+  per-path kernel;
 * the flops of a path-step, counted as the matrix products each kernel computes: the logits
   ``X (n, p) @ W (p, K)`` (``2 n p K``) and the weighted sums back. The block kernel needs one,
   ``X^T (p, n) @ R c (n, K)`` (``2 n p K``: the Euler increment's drift and noise product summed
   in one set of weights), 3.50 Mflop per path-step in all; the per-path kernel two,
   ``X^T @ [R c0, R c1] (n, 2K)`` (``4 n p K``), 5.26 Mflop. ``n = 1348`` samples (with the bias
   column), ``p = 65``, ``K = 10``;
-* the GEMM rate: NumPy's ``@`` on the block kernel's shapes for a block of 32 paths
-  (``(n, p) @ (p, 32 K)`` and ``(p, n) @ (n, 32 K)``), in the same run;
+* the GEMM rate: NumPy's ``@`` on the block kernel's shapes (``(n, p) @ (p, P K)`` and
+  ``(p, n) @ (n, P K)`` for a block of ``P`` paths), in the same run, the higher of the rates at
+  the block's own ``P`` and at ``P = 32``;
 * the fraction of the GEMM rate each kernel reaches (its flop rate so counted / the GEMM rate);
 
 the same for a grid of rates, one ``(lr, wd)`` pair per path (``sdesim.per_path``: each block
@@ -22,8 +24,8 @@ and the weight-normalized MLP (``m = 8`` hidden units), block form against one p
 its flops counted as its products: the pre-activations ``X U`` (``2 n p m``), the logits ``H A``
 (``2 n m K``), ``R A^T`` (``2 n K m``) and the weighted sums back, ``(Q c)^T X`` (``2 n p m``) in
 the block form and ``[Q c0, Q c1]^T X`` (``4 n p m``) one path at a time: 3.24 and 4.64 Mflop per
-path-step; its GEMM rate is NumPy's on the block form's two large products (``(n, p) @ (p, 32 m)``
-and ``(32 m, n) @ (n, p)``).
+path-step; its GEMM rate is NumPy's on the block form's two large products (``(n, p) @ (p, P m)``
+and ``(P m, n) @ (n, p)``, the higher of ``P`` = its block size, 16, and 32).
 
     python benchmarks/bench_blocks.py [--paths 256] [--steps 20] [--out FILE.json]
 """
@@ -41,28 +43,36 @@ import sdesim  # noqa: E402
 import sdesim.runners.cpu as cpu  # noqa: E402
 from sdesim.app._io import write_json_atomic  # noqa: E402
 from sdesim.normalized import NormalizedLinearClassifier, WeightNormMLP, load_digits, sgd_sde  # noqa: E402
-from sdesim.runners.block_kernel import BLOCK_PATHS  # noqa: E402
+from sdesim.runners.block_kernel import BLOCK_PATHS, block_size  # noqa: E402
 
 from _timing import best_time  # noqa: E402
 
 
-def gemm_rate(X, K, dtype, repeats):
-    """Flop rate of the two products of a block of BLOCK_PATHS paths (one thread)."""
+def gemm_rate(X, K, dtype, repeats, P):
+    """Flop rate of the two products of a block of ``P`` paths (one thread)."""
     n, p = X.shape
     Xd = X.astype(dtype)
-    W = np.random.default_rng(0).random((p, BLOCK_PATHS * K)).astype(dtype)
-    R = np.random.default_rng(1).random((n, BLOCK_PATHS * K)).astype(dtype)
+    W = np.random.default_rng(0).random((p, P * K)).astype(dtype)
+    R = np.random.default_rng(1).random((n, P * K)).astype(dtype)
     secs, _ = best_time(lambda: (Xd @ W, Xd.T @ R), repeats)
-    return 4 * n * p * K * BLOCK_PATHS / secs
+    return 4 * n * p * K * P / secs
 
 
-def mlp_gemm_rate(X, hidden, repeats):
-    """Flop rate of the MLP's two large products for a block of BLOCK_PATHS paths (one thread)."""
+def mlp_gemm_rate(X, hidden, repeats, P):
+    """Flop rate of the MLP's two large products for a block of ``P`` paths (one thread)."""
     n, p = X.shape
-    U = np.random.default_rng(0).random((p, BLOCK_PATHS * hidden))
-    Q = np.random.default_rng(1).random((n, BLOCK_PATHS * hidden))
+    U = np.random.default_rng(0).random((p, P * hidden))
+    Q = np.random.default_rng(1).random((n, P * hidden))
     secs, _ = best_time(lambda: (X @ U, Q.T @ X), repeats)
-    return 4 * n * p * hidden * BLOCK_PATHS / secs
+    return 4 * n * p * hidden * P / secs
+
+
+def reference_gemm_rate(rate, P):
+    """The GEMM rate a kernel is measured against: the higher of the rates on its own block's shapes
+    (``P`` paths) and on ``BLOCK_PATHS`` paths (wider products, usually the faster GEMM) ->
+    ``(rate, {P: rate})``."""
+    rates = {int(size): rate(size) for size in sorted({P, BLOCK_PATHS})}
+    return max(rates.values()), rates
 
 
 def main(argv=None):
@@ -95,11 +105,13 @@ def main(argv=None):
                                                                n_threads=1, dtype=dtype, brownian_dtype=dtype), a.repeats)
                 finally:
                     cpu.block_eligible = eligible
-                assert sol.stats["paths_per_block"] == (BLOCK_PATHS if mode == "block" else 1)
+                assert sol.stats["paths_per_block"] == (block_size(solved, dtype, False) if mode == "block" else 1)
                 row[f"{which}{mode}_path_steps_per_s"] = a.paths * a.steps / secs
         row["grid_block_over_per_path"] = row["grid_block_path_steps_per_s"] / row["grid_per_path_path_steps_per_s"]
         with threadpool_limits(1):
-            row["gemm_flops_per_s"] = gemm_rate(model.params.X, K, dtype, 5 * a.repeats)
+            row["block_paths"] = block_size(sde, dtype, False)
+            row["gemm_flops_per_s"], row["gemm_flops_per_s_by_block_paths"] = reference_gemm_rate(
+                lambda P: gemm_rate(model.params.X, K, dtype, 5 * a.repeats, P), row["block_paths"])
         row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
         for mode in ("block", "per_path"):
             row[f"{mode}_fraction_of_gemm_rate"] = row[f"{mode}_path_steps_per_s"] * flops[mode] / row["gemm_flops_per_s"]
@@ -126,14 +138,16 @@ def main(argv=None):
         row[f"{mode}_path_steps_per_s"] = a.paths * a.steps / secs
     row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
     with threadpool_limits(1):
-        row["gemm_flops_per_s"] = mlp_gemm_rate(model.params.X, hidden, 5 * a.repeats)
+        row["block_paths"] = block_size(sde_m, "float64", False)
+        row["gemm_flops_per_s"], row["gemm_flops_per_s_by_block_paths"] = reference_gemm_rate(
+            lambda P: mlp_gemm_rate(model.params.X, hidden, 5 * a.repeats, P), row["block_paths"])
     for mode in ("block", "per_path"):
         row[f"{mode}_fraction_of_gemm_rate"] = row[f"{mode}_path_steps_per_s"] * flops_m[mode] / row["gemm_flops_per_s"]
     rows.append(row)
     print(f"MLP float64: block {row['block_path_steps_per_s']:.4g}/s ({row['block_fraction_of_gemm_rate']:.2f} of "
           f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}), "
           f"GEMM {row['gemm_flops_per_s'] / 1e9:.1f} Gflop/s, block/per-path {row['block_over_per_path']:.2f}", flush=True)
-    write_json_atomic(a.out, {"rows": rows, "threads": 1, "block_paths": BLOCK_PATHS,
+    write_json_atomic(a.out, {"rows": rows, "threads": 1, "max_block_paths": BLOCK_PATHS,
                               "machine": platform.processor() or platform.machine(),
                               "load_average": list(os.getloadavg())})
     print("->", a.out)

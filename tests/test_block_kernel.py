@@ -1,4 +1,5 @@
-"""The block kernel (sdesim.runners.block_kernel): Euler on blocks of BLOCK_PATHS (32) paths with one GEMM per pass,
+"""The block kernel (sdesim.runners.block_kernel): Euler on blocks of paths (the model's block_paths for the
+precision: the classifier 8 in float64, 32 in float32; the MLP 16) with one GEMM per pass,
 for the digits classifier's sgd_sde (and the MLP's, at the end). The models' combined block kernel
 (a grad L + b S dB for every path from one weighted sum) against their per-path gradient and noise
 product, for weights a, b that no Euler step uses.
@@ -17,7 +18,7 @@ import sdesim
 import sdesim.runners.cpu as cpu
 from sdesim import per_path
 from sdesim.normalized import NormalizedLinearClassifier, WeightNormMLP, load_digits, sgd_sde
-from sdesim.runners.block_kernel import BLOCK_PATHS
+from sdesim.runners.block_kernel import BLOCK_PATHS, block_size
 
 TS = np.array([0.0, 4.0, 10.0])
 
@@ -42,7 +43,7 @@ def _solve(sde, w0, **kw):
 def test_blocks_agree_with_the_per_path_kernel(clf, monkeypatch, dtype, tol):
     _, sde, w0 = clf
     blocks = _solve(sde, w0, dtype=dtype)
-    assert blocks.stats["paths_per_block"] == BLOCK_PATHS
+    assert blocks.stats["paths_per_block"] == {"float64": 8, "float32": 32}[dtype]
     monkeypatch.setattr(cpu, "block_eligible", lambda plan: False)
     single = _solve(sde, w0, dtype=dtype)
     assert single.stats["paths_per_block"] == 1
@@ -69,7 +70,7 @@ def test_diverging_paths_are_flagged_as_by_the_per_path_kernel(clf, monkeypatch)
     sde = sgd_sde(model, 1e10, 1e10)
     ts = np.arange(0.0, 41.0, 5.0)
     blocks = _solve(sde, w0, ts=ts, n_paths=40, on_nonfinite="flag")
-    assert blocks.stats["paths_per_block"] == BLOCK_PATHS and blocks.failed.size == 40
+    assert blocks.stats["paths_per_block"] == 8 and blocks.failed.size == 40
     monkeypatch.setattr(cpu, "block_eligible", lambda plan: False)
     single = _solve(sde, w0, ts=ts, n_paths=40, on_nonfinite="flag")
     np.testing.assert_array_equal(blocks.failed, single.failed)
@@ -116,8 +117,8 @@ def test_per_path_rates_run_in_blocks_each_path_bitwise_as_alone(clf, monkeypatc
     lr, wd = rng.uniform(0.02, 0.3, n), rng.uniform(1e-4, 1e-2, n)
     grid = sgd_sde(model, per_path(lr), per_path(wd))
     sol = _solve(grid, w0, n_paths=n, dtype=dtype)
-    assert sol.stats["paths_per_block"] == BLOCK_PATHS
-    for p in (0, 17, 33, 39):  # (both blocks; 39: the last, in a padded block)
+    assert sol.stats["paths_per_block"] == block_size(grid, dtype, False)
+    for p in (0, 17, 33, 39):  # (several blocks; 39: in a padded block when 32 per block)
         alone = _solve(sgd_sde(model, lr[p], wd[p]), w0, n_paths=n, dtype=dtype)
         np.testing.assert_array_equal(sol.ys[:, p], alone.ys[:, p])
     only_lr = sgd_sde(model, per_path(lr), 1e-3)  # one per-path rate, one constant
@@ -139,7 +140,7 @@ def test_per_path_rates_in_reduce_mode_read_the_absolute_path_index(clf, monkeyp
     stored = _solve(grid, w0, n_paths=n)
     monkeypatch.setattr(cpu, "REDUCE_BLOCK", 32)
     red = _solve(grid, w0, n_paths=n, reduce=True)
-    assert red.stats["paths_per_block"] == BLOCK_PATHS
+    assert red.stats["paths_per_block"] == BLOCK_PATHS  # (reduce mode: 32 whatever the model)
     np.testing.assert_allclose(red.mean, stored.ys.mean(axis=1), rtol=0, atol=1e-12)
     np.testing.assert_allclose(red.var, stored.ys.var(axis=1, ddof=1), rtol=1e-9, atol=1e-18)
 
@@ -154,7 +155,7 @@ def test_a_per_path_schedule_with_shared_change_times_runs_in_blocks(clf, monkey
     values = np.stack([rng.uniform(0.05, 0.2, n), rng.uniform(0.01, 0.05, n)], axis=1)
     scheduled = sde.with_args(sde.args._replace(lr_times=np.array([5.0]), lr_values=per_path(values)))
     blocks = _solve(scheduled, w0, n_paths=n)
-    assert blocks.stats["paths_per_block"] == BLOCK_PATHS
+    assert blocks.stats["paths_per_block"] == 8
     monkeypatch.setattr(cpu, "block_eligible", lambda plan: False)
     single = _solve(scheduled, w0, n_paths=n)
     np.testing.assert_allclose(blocks.ys, single.ys, rtol=0, atol=1e-12 * float(np.max(np.abs(single.ys))))
@@ -181,8 +182,9 @@ def test_the_mlp_in_blocks_agrees_with_the_per_path_kernel_and_keeps_its_bits(mo
     sde = sgd_sde(model, 0.1, 1e-3)
     w0 = model.random_init(norm=1.0, seed=1)
     blocks = _solve(sde, w0, n_paths=40)
-    assert blocks.stats["paths_per_block"] == BLOCK_PATHS
+    assert blocks.stats["paths_per_block"] == 16
     np.testing.assert_array_equal(_solve(sde, w0, n_paths=5, n_threads=1).ys, blocks.ys[:, :5])
+    np.testing.assert_array_equal(_solve(sde, w0, n_paths=21, n_threads=2).ys, blocks.ys[:, :21])
     monkeypatch.setattr(cpu, "block_eligible", lambda plan: False)
     single = _solve(sde, w0, n_paths=40)
     np.testing.assert_allclose(blocks.ys, single.ys, rtol=0, atol=1e-12 * float(np.max(np.abs(single.ys))))
@@ -208,3 +210,18 @@ def test_the_combined_block_kernel_is_a_grad_plus_b_noise_product(make, dtype, t
         model.noise_product_kernel(W[q], model.params, dB[q], noise)
         want[q] = a[q] * model.grad(W[q]) + b[q] * noise
     np.testing.assert_allclose(out, want, rtol=0, atol=tol * float(np.max(np.abs(want))))
+
+
+def test_the_block_size_is_the_models_for_the_precision_and_32_in_reduce_mode(clf):
+    """sgd_sde carries the model's block_paths (by precision); reduce mode keeps BLOCK_PATHS (its
+    moments are kept per block); an SDE without one, or a precision it does not name, takes
+    BLOCK_PATHS. The size never depends on n_paths or threads (it is not an argument)."""
+    model, sde, _ = clf
+    assert model.block_paths == {"float64": 8, "float32": 32}
+    assert [block_size(sde, dt, False) for dt in ("float64", "float32")] == [8, 32]
+    assert block_size(sde, "float64", True) == BLOCK_PATHS
+    plain = sde.with_args(sde.args)
+    plain._block_paths = {"float32": 4}
+    assert block_size(plain, np.float64, False) == BLOCK_PATHS and block_size(plain, "float32", False) == 4
+    del plain._block_paths
+    assert block_size(plain, "float32", False) == BLOCK_PATHS

@@ -85,6 +85,7 @@ def sgd_sde(model, lr, wd):
     # GEMM per pass (sdesim.runners.block_kernel); None: one path at a time
     sde._euler_increment_block = block
     sde._block_per_path = ("lr_values", "wd_values")  # (the args it reads per path: the rates)
+    sde._block_paths = dict(getattr(model, "block_paths", {}))  # (the most paths per block, by precision)
     return sde
 
 

@@ -11,7 +11,8 @@ values, no event, no projection, no debug mode, per-path args only where the blo
 them per path (``_block_per_path``: ``sgd_sde``'s per-path rates; see :func:`block_eligible`).
 Each path reads its own Brownian path exactly as the per-path kernel does.
 
-Blocks hold :data:`BLOCK_PATHS` paths, aligned at multiples of it from the solve's first path;
+Blocks hold :func:`block_size` paths (set per model and precision), aligned at multiples of it
+from the solve's first path;
 the last block is padded with copies of its last path (with zero increments; their results are
 dropped), so every call multiplies matrices of the same shapes. A path's numbers then depend on
 its own columns of those products only: they do not depend on the number of threads, on how the
@@ -27,11 +28,27 @@ import numpy as np
 
 from .kernel import FASTMATH, _block_increment, _identity, _jit, _make_record, _walk_mode, _walk_scratch
 
-__all__ = ["BLOCK_PATHS", "block_eligible", "build_block_kernel"]
+__all__ = ["BLOCK_PATHS", "block_eligible", "block_size", "build_block_kernel"]
 
-#: Paths advanced together (also the reduce mode's chunk). 32 gave the most path-steps per second for
-#: the digits classifier (6.7e3/s on one core in float64; 6.3e3 with 64, 6.5e3 with 16).
+#: The most paths advanced together (and the reduce mode's chunk). 32 gave the most path-steps per
+#: second for the digits classifier (6.7e3/s on one core in float64; 6.3e3 with 64, 6.5e3 with 16).
 BLOCK_PATHS = 32
+
+
+def block_size(sde, dtype, reduce):
+    """Paths per block of a solve of ``sde`` in precision ``dtype``: the SDE's ``_block_paths``
+    for that precision (a mapping from precision names to sizes, set by ``sgd_sde`` from the
+    model's ``block_paths``), else :data:`BLOCK_PATHS`; reduce mode always takes
+    :data:`BLOCK_PATHS` (its moments are kept per block).
+
+    The size does not depend on ``n_paths`` or the thread count: every block multiplies matrices
+    of the same shapes (the last one padded), so a path's numbers do not depend on them either.
+    (They would not with the block size sized to ``n_paths``: BLAS may sum a product of another
+    width in another order, which a test caught.)"""
+    if reduce:
+        return BLOCK_PATHS
+    sizes = getattr(sde, "_block_paths", None) or {}
+    return int(sizes.get(np.dtype(dtype).name, BLOCK_PATHS))
 
 
 def block_eligible(plan):
@@ -41,6 +58,7 @@ def block_eligible(plan):
             and sde.projection is None and not plan.save_brownian and plan.event is None
             and _per_path_args_read(sde, plan.args, plan.args_mask) and not plan.debug
             and plan.levy_levels == 0 and float(plan.x0) == 0.0 and bool(np.all(plan.save_pos < 0.0)))
+
 
 
 def _per_path_args_read(sde, args, mask):
@@ -61,10 +79,9 @@ def build_block_kernel(sde, *, dtype, store, functional=None, n_functional=None,
     n_f = dim if functional is None else n_functional
     dt_, bt_ = np.dtype(dtype).type, np.dtype(brownian_dtype).type
     record = _make_record(dim, m, store, False, _identity if functional is None else _jit(functional), n_f)
-    P = BLOCK_PATHS
 
     @nb.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")
-    def kernel(y0s, path0, n_paths, g0, dt, n_steps, D, save_step, save_t, keys, sds, top_sd, args,
+    def kernel(y0s, path0, n_paths, P, g0, dt, n_steps, D, save_step, save_t, keys, sds, top_sd, args,
                ys, fail_q, acc_n, acc_mean, acc_m2, stop, ch_lo, ch_hi):
         n_save, n_blocks = save_step.size, (n_paths + P - 1) // P
         coarse, span = D < 0, 1 << max(0, -D)

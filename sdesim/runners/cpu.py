@@ -7,7 +7,7 @@ import numpy as np
 
 from ..caching import fingerprint, loaded_from_disk, use_disk_cache
 from ..solution import Solution
-from .block_kernel import BLOCK_PATHS, block_eligible, build_block_kernel
+from .block_kernel import block_eligible, block_size, build_block_kernel
 from .kernel import CHUNK, build_kernel
 from .results import finish_failures, merge_chunk_moments, reduced_mean, sample_variance
 from .interrupts import sigint_deferred
@@ -79,7 +79,8 @@ def run_cpu(plan, *, progress=False):
     K = plan.levy_levels
     sol.stats = {"compile_s": compile_s, "kernel": source, "run_s": time.perf_counter() - t_r, "n_steps": plan.n_steps,
                  "n_paths": plan.n_paths, "levy_substeps": 2**K if K else None,
-                 "brownian_step_depth": plan.step_depth, "paths_per_block": BLOCK_PATHS if block else 1}
+                 "brownian_step_depth": plan.step_depth,
+                 "paths_per_block": block_size(plan.sde, plan.dtype, plan.reduce) if block else 1}
     return finish_failures(sol, failed, failed_q, plan.ts, plan.n_paths, plan.on_nonfinite)
 
 
@@ -127,12 +128,14 @@ def _run(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
 
 
 def _run_block(kernel, plan, y0s, path0, n_paths, n_steps, n_threads, quick):
-    """:func:`_run` on the block kernel (:mod:`.block_kernel`: chunks of BLOCK_PATHS paths)."""
-    n_chunks = max(1, -(-n_paths // BLOCK_PATHS))
+    """:func:`_run` on the block kernel (:mod:`.block_kernel`: blocks of :func:`.block_size` paths,
+    one chunk each)."""
+    P = block_size(plan.sde, plan.dtype, plan.reduce)
+    n_chunks = max(1, -(-n_paths // P))
     ys, fail_q, event_t, acc_n, acc_mean, acc_m2 = _outputs(plan, n_paths, n_chunks)
     stop = new_stop_flag()
     bm = plan.brownian
-    fixed = (y0s, np.int64(path0), np.int64(n_paths), np.int64(plan.g0), float(plan.dt), np.int64(n_steps),
+    fixed = (y0s, np.int64(path0), np.int64(n_paths), np.int64(P), np.int64(plan.g0), float(plan.dt), np.int64(n_steps),
              np.int64(plan.step_depth), plan.save_step, plan.ts, bm.keys, bm.sds, bm.top_sd, plan.args,
              ys, fail_q, acc_n, acc_mean, acc_m2, stop)
     _launch(kernel, fixed, n_chunks, n_threads, stop, quick)
