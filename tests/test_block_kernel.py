@@ -1,5 +1,5 @@
 """The block kernel (sdesim.runners.block_kernel): Euler on blocks of paths (the model's block_paths for the
-precision: the classifier 8 in float64, 32 in float32; the MLP 16) with one GEMM per pass,
+precision: the classifier 8 in float64, 32 in float32; the MLP 16) with GEMMs per pass,
 for the digits classifier's sgd_sde (and the MLP's, at the end). The models' combined block kernel
 (a grad L + b S dB for every path from one weighted sum) against their per-path gradient and noise
 product, for weights a, b that no Euler step uses.
@@ -191,7 +191,11 @@ def test_the_mlp_in_blocks_agrees_with_the_per_path_kernel_and_keeps_its_bits(mo
 
 
 @pytest.mark.parametrize("make", [lambda data: NormalizedLinearClassifier(data, batch_size=32),
-                                  lambda data: WeightNormMLP(data, batch_size=32)], ids=["classifier", "mlp"])
+                                  lambda data: WeightNormMLP(data, batch_size=32),
+                                  # logits bounded by more than LOGIT_BOUND_MAX: each path's largest shifts them
+                                  lambda data: NormalizedLinearClassifier(data, batch_size=32, scale=200.0),
+                                  lambda data: WeightNormMLP(data, batch_size=32, scale=400.0)],
+                         ids=["classifier", "mlp", "classifier-large-logits", "mlp-large-logits"])
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
 def test_the_combined_block_kernel_is_a_grad_plus_b_noise_product(make, dtype, tol):
     """out[q] = a grad L(W[q]) + b S(W[q]) dB[q] for a block of paths of unequal norms, against the

@@ -234,6 +234,11 @@ def test_blas_threads_come_back_after_runs_from_several_python_threads():
         spans[name] = (t, time.perf_counter())
 
     sgd("warm-up", 2), solve("warm-up", 2)  # compiles; loads every BLAS library these calls use
+    # steps per second of each call on this machine, so that the calls below last about as planned
+    sgd("rate", 100_000)
+    sgd_rate = 100_000 / (spans["rate"][1] - spans["rate"][0])
+    solve("rate", 300_000)
+    solve_rate = 300_000 / (spans["rate"][1] - spans["rate"][0])
     original = ThreadpoolController().limit(limits=3, user_api="blas")  # a count one thread cannot hide
     if OpenBLASController is not None:
         OpenBLASController.clear_controlling_thread(force=True)  # no Python thread owns the limits yet
@@ -246,14 +251,15 @@ def test_blas_threads_come_back_after_runs_from_several_python_threads():
         done[i].set()
         release.wait()  # stays alive
 
-    # ~0.5 s, ~1.5 s and ~2 s alone, started 0.1 s apart: the first to start ends first
-    threads = [threading.Thread(target=worker, args=(0, sgd, "thread 1", 300_000)),
-               threading.Thread(target=worker, args=(1, solve, "thread 2", 3_000_000))]
+    # ~0.6 s, ~2 s and ~1.5 s alone (steps by the rates measured above), started 0.1 s apart:
+    # the first to start ends first, while the others run
+    threads = [threading.Thread(target=worker, args=(0, sgd, "thread 1", int(0.6 * sgd_rate))),
+               threading.Thread(target=worker, args=(1, solve, "thread 2", int(2.0 * solve_rate)))]
     try:
         for th in threads:
             th.start()
             time.sleep(0.1)
-        sgd("main", 1_000_000)
+        sgd("main", int(1.5 * sgd_rate))
         for ev in done:
             ev.wait()
         after = _blas_threads()

@@ -1,12 +1,13 @@
 """Loops of the data models' block forms (:func:`.minibatch.make_data_kernels`) that run on SIMD
-lanes: the softmax residual of a block of paths, one sample at a time, and small linear maps of
-one sample's values for every path.
+lanes: the softmax residual of a block of paths, in two layouts.
 
-The block forms lay out the logits of sample ``i`` for a block of ``P`` paths class-major:
-``Z[i, k P + q]`` is class ``k`` of path ``q``. Every loop of :func:`residual_row` then runs over
-the paths, which are contiguous, so it runs on SIMD lanes (``K = 10`` classes alone would not fill
-them); so do those of :func:`mix_lanes`. Both are inlined, so that no array is reference-counted
-per sample (pass borrowed views).
+* :func:`residual_row` (the classifier): the logits of sample ``i`` for a block of ``P`` paths
+  class-major, ``Z[i, k P + q]`` is class ``k`` of path ``q``; every loop runs over the paths,
+  which are contiguous, so it runs on SIMD lanes (``K = 10`` classes alone would not fill them).
+* :func:`residual_columns` (the MLP): a pass over ``rows`` samples class by class,
+  ``Z[k, q rows + i]``; every loop runs over the ``P rows`` columns.
+
+Both are inlined, so that no array is reference-counted per sample or pass (pass borrowed views).
 """
 
 import numba as nb
@@ -15,7 +16,7 @@ import numpy as np
 from ._fastexp import exp_nonpositive_any
 from .precision import in_precision_of
 
-__all__ = ["residual_row", "mix_lanes", "LOGIT_BOUND_MAX"]
+__all__ = ["residual_row", "residual_columns", "LOGIT_BOUND_MAX"]
 
 #: The largest logit bound (``scale |z|``) by which a row is shifted instead of by each path's
 #: largest logit, per precision (float64, float32): the largest term is then at least
@@ -65,16 +66,44 @@ def residual_row(Z, i, scale, bound, Y, y_row, C, c_row, shifted, ex, inv, zmax,
 
 
 @nb.njit(inline="always")
-def mix_lanes(src, i, coef, dst):
-    """``dst[i, o P + q] = sum_t coef[t, o] src[i, t P + q]`` for every output ``o`` and path ``q``
-    (``P = dst.shape[1] // coef.shape[1]``): a small matrix ``coef`` applied to one sample's values
-    of every path, the paths on SIMD lanes."""
-    n_in, n_out = np.uint64(coef.shape[0]), np.uint64(coef.shape[1])
-    P = np.uint64(dst.shape[1]) // n_out
-    for o in range(n_out):
-        for q in range(P):
-            dst[i, o * P + q] = 0.0
-        for t in range(n_in):
-            c = coef[t, o]
-            for q in range(P):
-                dst[i, o * P + q] += c * src[i, t * P + q]
+def residual_columns(Z, scale, bound, labels, CTT, lo, rows, shifted, ex, inv, out):
+    """``out[k, q rows + i] = (softmax_k(scale Z[., q rows + i]) - [k = labels[lo + i]]) CTT[q, lo + i]``
+    for every class ``k``, path ``q`` and sample ``i < rows``: the weighted softmax residual of a
+    pass laid out class by class (``Z``, ``out``: ``(K, N)``, C-contiguous, ``N = P rows``;
+    ``labels``: the samples' classes ``(n,)``; ``CTT``: the paths' weights ``(P, n)``), in float64.
+    The loops run over the ``N`` columns, on SIMD lanes.
+
+    ``bound`` on ``scale |Z|``: the shift below 0 for the exp when it is below ``LOGIT_BOUND_MAX``
+    (float64), else each column's largest logit is. Scratch: ``shifted``, ``ex`` of ``K N``,
+    ``inv`` of ``N``."""
+    K, N = Z.shape
+    uK, uN, urows = np.uint64(K), np.uint64(N), np.uint64(rows)
+    Zf, outf = Z.reshape(Z.size), out.reshape(out.size)
+    if bound < LOGIT_BOUND_MAX[0]:
+        for t in range(Zf.size):
+            shifted[t] = Zf[t] * scale - bound
+    else:
+        for c in range(uN):
+            inv[c] = Zf[c]  # (each column's largest logit, for now)
+        for k in range(uK):
+            for c in range(uN):
+                inv[c] = max(inv[c], Zf[k * uN + c])
+        for k in range(uK):
+            for c in range(uN):
+                shifted[k * uN + c] = (Zf[k * uN + c] - inv[c]) * scale
+    exp_nonpositive_any(shifted[:Zf.size], ex)  # (not in place: an aliased output keeps the loop off SIMD lanes)
+    for c in range(uN):
+        inv[c] = 0.0
+    for k in range(uK):
+        for c in range(uN):
+            inv[c] += ex[k * uN + c]
+    for q in range(uN // urows):
+        for i in range(urows):
+            c = q * urows + i
+            inv[c] = CTT[q, lo + i] / inv[c]
+    for k in range(uK):
+        for c in range(uN):
+            outf[k * uN + c] = ex[k * uN + c] * inv[c]
+    for q in range(uN // urows):  # minus the one-hot label, weighted (the other classes' terms are 0)
+        for i in range(urows):
+            outf[np.uint64(labels[lo + i]) * uN + q * urows + i] -= CTT[q, lo + i]

@@ -16,7 +16,7 @@ from ._checks import check_bool, check_int, check_real
 from ._fasttanh import tanh_of
 from .classifier import softmax_residual
 from .data import check_dataset
-from .block_lanes import mix_lanes, residual_row
+from .block_lanes import residual_columns
 from ..runners.borrow import borrowed, keep_alive
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
 
@@ -34,6 +34,7 @@ class MLPParams(NamedTuple):
     Y: np.ndarray        #: one-hot labels ``(n, K)``
     xx: np.ndarray       #: ``|x_i|^2``, ``(n,)``
     top: np.ndarray      #: the fixed top layer ``A``, ``(m, K)``
+    labels: np.ndarray   #: the samples' classes, int64 ``(n,)`` (where ``Y`` holds its 1s)
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -98,47 +99,46 @@ _ROWS = 64
 def _raw_weighted_block(WN, params, CT, like):
     """``sum_i CT[i, q] M_i(WN[q])`` for a block of ``P`` paths (rows of ``WN``, ``(P, d)``; columns
     of ``CT``, ``(n, P)``; computed in float64 whatever their precision), in passes over
-    :data:`_ROWS` samples: the pre-activations of all paths from one GEMM ``X_rows (.., p) @ U
-    (p, m P)``, their logits and ``Q`` by loops over the paths (on SIMD lanes, as the softmax:
-    :mod:`.block_lanes`; the logits shifted by a bound on them, ``scale max_k sum_j |A_jk|``), and
-    the weighted sums accumulated by one GEMM ``(Q C)^T @ X_rows`` per pass. A path's result
-    depends on its own columns only. -> ``(P, d)``."""
-    X, Y, A = params.X, params.Y, params.top
+    :data:`_ROWS` samples, every product one GEMM for the whole block: the pre-activations
+    ``gain U (m P, p) @ X_rows^T`` (row ``j P + q``: unit ``j`` of path ``q``), read as ``(m, P rows)``
+    (column ``q rows + i``: path ``q``, sample ``i``), the logits ``A^T (K, m) @ H``, the weighted
+    softmax residuals ``R`` column by column (:func:`.block_lanes.residual_columns`; the logits
+    shifted by a bound on them, ``scale max_k sum_j |A_jk|``), ``Q = A R`` scaled by
+    ``scale gain (1 - H^2)``, and the weighted sums accumulated by ``Q (m P, rows) @ X_rows``.
+    A path's result depends on its own rows and columns only. -> ``(P, d)``."""
+    X, A = params.X, params.top
     scale, gain = params.scale, params.gain
     n, p = X.shape
     m, K, P = A.shape[0], A.shape[1], WN.shape[0]
-    U = np.empty((p, m * P))  # column j P + q: unit j of path q (so are the columns of H and Q)
+    UT = np.empty((m * P, p))  # row j P + q: unit j of path q times the gain (so are the rows of H and Q)
     for q in range(P):
         for j in range(m):
             for a in range(p):
-                U[a, j * P + q] = WN[q, j * p + a]
-    # |logit_k| <= scale sum_j |A_jk| (|h_j| <= 1): every row's shift for the softmax
+                UT[j * P + q, a] = gain * WN[q, j * p + a]
+    # |logit_k| <= scale sum_j |A_jk| (|h_j| <= 1): every column's shift for the softmax
     bound = 0.0
     for k in range(K):
         bound = max(bound, scale * np.sum(np.abs(A[:, k])))
-    owners = (np.empty((_ROWS, K * P)), np.empty((_ROWS, K * P)), np.empty((_ROWS, m * P)), np.ones((1, P)),
-              np.empty(K * P), np.empty(K * P), np.empty(P), np.empty(P))
-    Z, R, QC, ones, shifted, ex, inv, zmax = borrowed(owners)  # (no reference counts per row)
-    uP, um = np.uint64(P), np.uint64(m)
+    AT, CTT = np.ascontiguousarray(A.T), np.ascontiguousarray(CT.T)
+    N = P * _ROWS
+    owners = (np.empty(K * N), np.empty(K * N), np.empty(N), np.empty(K * N))
+    shifted, ex, inv, R_flat = borrowed(owners)  # (no reference counts per pass)
     acc = np.zeros((m * P, p))
-    AT_owner = np.ascontiguousarray(A.T)
-    Yb, Ab, AT = borrowed(Y), borrowed(A), borrowed(AT_owner)
     for lo in range(0, n, _ROWS):
         rows = min(n, lo + _ROWS) - lo
         Xr = X[lo:lo + rows]
-        H_owner = tanh_of(gain * np.dot(Xr, U))  # (rows, m P)
-        H = borrowed(H_owner)
-        for i in range(rows):
-            mix_lanes(H, i, Ab, Z)  # the logits
-            residual_row(Z, i, scale, bound, Yb, lo + i, ones, 0, shifted, ex, inv, zmax, R)
-            mix_lanes(R, i, AT, QC)  # R A^T
-            for j in range(um):
-                for q in range(uP):
-                    h = H[i, j * uP + q]
-                    QC[i, j * uP + q] *= (scale * gain) * (1.0 - h * h) * CT[lo + i, q]
-        keep_alive(H_owner)
-        acc += np.dot(QC[:rows].T, Xr)  # (m P, p)
-    keep_alive(owners, AT_owner)
+        # (m P, rows): row j P + q, column i; as (m, P rows): column q rows + i, one per path and sample
+        H = tanh_of(np.dot(UT, Xr.T))
+        Z = np.dot(AT, H.reshape((m, P * rows)))  # the logits (K, P rows), before the scale
+        R = R_flat[:K * P * rows].reshape((K, P * rows))  # the softmax residuals
+        residual_columns(Z, scale, bound, params.labels, CTT, lo, rows, shifted, ex, inv, R)
+        Q = np.dot(A, R)  # R A^T (m, P rows), as H
+        Qf, Hf, c = Q.reshape(Q.size), H.reshape(H.size), scale * gain
+        for t in range(Qf.size):
+            Qf[t] *= c * (1.0 - Hf[t] * Hf[t])
+        Q = Q.reshape((m * P, rows))
+        acc += np.dot(Q, Xr)  # (m P, p)
+    keep_alive(owners)
     out = np.empty((P, m * p))
     for q in range(P):
         for j in range(m):
@@ -214,8 +214,8 @@ class WeightNormMLP(DataModel):
     """
 
     #: The most paths per block of the block kernel, by precision: measured on the digits with
-    #: 8 hidden units (one thread, path-steps/s): float64 8.1e3-8.2e3 with 16 or 24, 7.6e3 with 32,
-    #: 6.4e3 with 8 or 12; float32 8.5e3 with 16, 8.2e3 with 32.
+    #: 8 hidden units (one thread, 480 paths, path-steps/s): float64 7.9e3-8.0e3 with 16, 7.8e3
+    #: with 12, 7.3e3 with 8 or 24; float32 8.0e3 with 16, 7.6e3 with 8 or 32.
     block_paths = {"float64": 16, "float32": 16}
 
     def __init__(self, data, hidden=8, batch_size=32, replace=False, gain=1.0, scale=5.0, seed=0):
@@ -237,7 +237,7 @@ class WeightNormMLP(DataModel):
         top -= top.mean(axis=1, keepdims=True)  # a row constant over classes would not change the softmax
         self.top = top / np.linalg.norm(top, axis=1, keepdims=True) * np.sqrt(data.n_classes / hidden)
         self.params = MLPParams(self.group_offsets, float(f), float(self.scale), float(self.gain), data.X, Y,
-                                np.einsum("ij,ij->i", data.X, data.X), self.top)
+                                np.einsum("ij,ij->i", data.X, data.X), self.top, data.y)
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
          self.noise_trace_kernel, self.grad_and_noise_product_kernel, self.combined_block_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
