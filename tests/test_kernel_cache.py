@@ -85,6 +85,27 @@ def test_fingerprint_follows_code_closures_and_globals():
     assert fingerprint(make(object())) is None
 
 
+def test_an_sdes_fingerprint_is_computed_once_for_its_functions(cache_dir):
+    """SDE.fingerprint is kept with the SDE (a small solve's overhead) and follows its functions:
+    the same digest for a copy with other args, a new one once a function is replaced."""
+    mod = _module(USER.replace("RATE", "1.25"))
+    sde = sdesim.SDE(mod.drift, mod.diffusion, dim=2, noise="diagonal", args=(0.1, 0.3))
+    first = sde.fingerprint()
+    assert first is not None and first == fingerprint(sde.kernel_key())
+    assert sde.with_args((0.5, 0.5)).fingerprint() == first
+    other = _module(USER.replace("RATE", "2.5"))
+    other_drift = sdesim.SDE(other.drift, other.diffusion, dim=2, noise="diagonal").drift
+    calls = []
+    real = sde_module.fingerprint
+    try:
+        sde_module.fingerprint = lambda obj: calls.append(obj) or real(obj)
+        assert sde.fingerprint() == first and not calls  # kept, not computed again
+        sde.drift = other_drift
+        assert sde.fingerprint() != first and len(calls) == 1
+    finally:
+        sde_module.fingerprint = real
+
+
 def test_same_functions_reuse_the_kernel_in_a_process(cache_dir):
     first = _solve(_module(USER.replace("RATE", "1.5")))
     assert first.stats["kernel"] == "compiled"
