@@ -20,7 +20,8 @@ Per dtype, on one thread (BLAS held to one thread), compile excluded, best of ``
 the same for a grid of rates, one ``(lr, wd)`` pair per path (``sdesim.per_path``: each block
 reads its paths' own rates);
 
-and the weight-normalized MLP (``m = 8`` hidden units), block form against one path at a time, with
+and the weight-normalized MLP (``m = 8`` hidden units), per dtype (its block form in float32 for
+float32 states; one path at a time it computes in float64), block form against one path at a time, with
 its flops counted as its products: the pre-activations ``X U`` (``2 n p m``), the logits ``H A``
 (``2 n m K``), ``R A^T`` (``2 n K m``) and the weighted sums back, ``(Q c)^T X`` (``2 n p m``) in
 the block form and ``[Q c0, Q c1]^T X`` (``4 n p m``) one path at a time: 3.24 and 4.64 Mflop per
@@ -58,12 +59,13 @@ def gemm_rate(X, K, dtype, repeats, P):
     return 4 * n * p * K * P / secs
 
 
-def mlp_gemm_rate(X, hidden, repeats, P):
+def mlp_gemm_rate(X, hidden, repeats, P, dtype):
     """Flop rate of the MLP's two large products for a block of ``P`` paths (one thread)."""
     n, p = X.shape
-    U = np.random.default_rng(0).random((p, P * hidden))
-    Q = np.random.default_rng(1).random((n, P * hidden))
-    secs, _ = best_time(lambda: (X @ U, Q.T @ X), repeats)
+    Xd = X.astype(dtype)
+    U = np.random.default_rng(0).random((p, P * hidden)).astype(dtype)
+    Q = np.random.default_rng(1).random((n, P * hidden)).astype(dtype)
+    secs, _ = best_time(lambda: (Xd @ U, Q.T @ Xd), repeats)
     return 4 * n * p * hidden * P / secs
 
 
@@ -134,27 +136,29 @@ def main(argv=None):
     sde_m, w0_m = sgd_sde(mlp, 0.1, 1e-3), mlp.random_init(norm=1.0, seed=0)
     hidden = mlp.params.top.shape[0]
     flops_m = {"block": 4 * n * p * hidden + 4 * n * hidden * K, "per_path": 6 * n * p * hidden + 4 * n * hidden * K}
-    row = {"model": f"WeightNormMLP(hidden={hidden})", "dtype": "float64", "paths": a.paths, "steps": a.steps,
-           "flops_per_path_step": flops_m, "block_paths": block_size(sde_m, "float64", False)}
-    gemm = lambda P: mlp_gemm_rate(model.params.X, hidden, 5 * a.repeats, P)  # noqa: E731
-    gemm_before = gemm_rates(gemm, row["block_paths"])
-    for mode in ("block", "per_path"):
-        cpu.block_eligible = eligible if mode == "block" else (lambda plan: False)
-        try:
-            secs, _ = best_time(lambda: sdesim.solve(sde_m, w0_m, ts, dt=1.0, n_paths=a.paths, seed=1, n_threads=1),
-                                a.repeats)
-        finally:
-            cpu.block_eligible = eligible
-        row[f"{mode}_path_steps_per_s"] = a.paths * a.steps / secs
-    row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
-    row["gemm_flops_per_s"], row["gemm_flops_per_s_by_block_paths"] = reference_gemm_rate(
-        gemm_before, gemm_rates(gemm, row["block_paths"]))
-    for mode in ("block", "per_path"):
-        row[f"{mode}_fraction_of_gemm_rate"] = row[f"{mode}_path_steps_per_s"] * flops_m[mode] / row["gemm_flops_per_s"]
-    rows.append(row)
-    print(f"MLP float64: block {row['block_path_steps_per_s']:.4g}/s ({row['block_fraction_of_gemm_rate']:.2f} of "
-          f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}), "
-          f"GEMM {row['gemm_flops_per_s'] / 1e9:.1f} Gflop/s, block/per-path {row['block_over_per_path']:.2f}", flush=True)
+    for dtype in ("float64", "float32"):
+        row = {"model": f"WeightNormMLP(hidden={hidden})", "dtype": dtype, "paths": a.paths, "steps": a.steps,
+               "flops_per_path_step": flops_m, "block_paths": block_size(sde_m, dtype, False)}
+        gemm = lambda P: mlp_gemm_rate(model.params.X, hidden, 5 * a.repeats, P, dtype)  # noqa: E731
+        gemm_before = gemm_rates(gemm, row["block_paths"])
+        for mode in ("block", "per_path"):
+            cpu.block_eligible = eligible if mode == "block" else (lambda plan: False)
+            try:
+                secs, _ = best_time(lambda: sdesim.solve(sde_m, w0_m, ts, dt=1.0, n_paths=a.paths, seed=1, n_threads=1,
+                                                         dtype=dtype, brownian_dtype=dtype), a.repeats)
+            finally:
+                cpu.block_eligible = eligible
+            row[f"{mode}_path_steps_per_s"] = a.paths * a.steps / secs
+        row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
+        row["gemm_flops_per_s"], row["gemm_flops_per_s_by_block_paths"] = reference_gemm_rate(
+            gemm_before, gemm_rates(gemm, row["block_paths"]))
+        for mode in ("block", "per_path"):
+            row[f"{mode}_fraction_of_gemm_rate"] = row[f"{mode}_path_steps_per_s"] * flops_m[mode] / row["gemm_flops_per_s"]
+        rows.append(row)
+        print(f"MLP {dtype}: block {row['block_path_steps_per_s']:.4g}/s ({row['block_fraction_of_gemm_rate']:.2f} of "
+              f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}),"
+              f" GEMM {row['gemm_flops_per_s'] / 1e9:.1f} Gflop/s, block/per-path {row['block_over_per_path']:.2f}",
+              flush=True)
     write_json_atomic(a.out, {"rows": rows, "threads": 1, "max_block_paths": BLOCK_PATHS,
                               "machine": platform.processor() or platform.machine(),
                               "load_average": list(os.getloadavg())})

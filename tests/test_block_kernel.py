@@ -174,20 +174,22 @@ def test_per_path_args_the_block_function_does_not_read_go_to_the_per_path_kerne
     assert not block_eligible(make_plan(sde.with_args(args), w0, TS, dt=1.0, n_paths=3))
 
 
-def test_the_mlp_in_blocks_agrees_with_the_per_path_kernel_and_keeps_its_bits(monkeypatch):
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_the_mlp_in_blocks_agrees_with_the_per_path_kernel_and_keeps_its_bits(monkeypatch, dtype, tol):
     """The weight-normalized MLP (8 hidden units, 8 groups): the block form (passes over 64
-    samples) against the per-path kernel (1e-12 of the largest state after 10 steps), and a path's
-    bits with other neighbours (5 paths against 40: the padding and the second block differ)."""
+    samples; float32 solves in float32) against the per-path kernel (float64 inside; 1e-12 of the
+    largest state after 10 steps in float64, 1e-5 in float32), and a path's bits with other
+    neighbours (5 paths against 40: the padding and the second block differ)."""
     model = WeightNormMLP(load_digits(), batch_size=32)
     sde = sgd_sde(model, 0.1, 1e-3)
     w0 = model.random_init(norm=1.0, seed=1)
-    blocks = _solve(sde, w0, n_paths=40)
-    assert blocks.stats["paths_per_block"] == 16
-    np.testing.assert_array_equal(_solve(sde, w0, n_paths=5, n_threads=1).ys, blocks.ys[:, :5])
-    np.testing.assert_array_equal(_solve(sde, w0, n_paths=21, n_threads=2).ys, blocks.ys[:, :21])
+    blocks = _solve(sde, w0, n_paths=40, dtype=dtype)
+    assert blocks.stats["paths_per_block"] == 16 and blocks.ys.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(_solve(sde, w0, n_paths=5, n_threads=1, dtype=dtype).ys, blocks.ys[:, :5])
+    np.testing.assert_array_equal(_solve(sde, w0, n_paths=21, n_threads=2, dtype=dtype).ys, blocks.ys[:, :21])
     monkeypatch.setattr(cpu, "block_eligible", lambda plan: False)
-    single = _solve(sde, w0, n_paths=40)
-    np.testing.assert_allclose(blocks.ys, single.ys, rtol=0, atol=1e-12 * float(np.max(np.abs(single.ys))))
+    single = _solve(sde, w0, n_paths=40, dtype=dtype)
+    np.testing.assert_allclose(blocks.ys, single.ys, rtol=0, atol=tol * float(np.max(np.abs(single.ys))))
 
 
 @pytest.mark.parametrize("make", [lambda data: NormalizedLinearClassifier(data, batch_size=32),

@@ -70,18 +70,22 @@ def residual_columns(Z, scale, bound, labels, CTT, lo, rows, shifted, ex, inv, o
     """``out[k, q rows + i] = (softmax_k(scale Z[., q rows + i]) - [k = labels[lo + i]]) CTT[q, lo + i]``
     for every class ``k``, path ``q`` and sample ``i < rows``: the weighted softmax residual of a
     pass laid out class by class (``Z``, ``out``: ``(K, N)``, C-contiguous, ``N = P rows``;
-    ``labels``: the samples' classes ``(n,)``; ``CTT``: the paths' weights ``(P, n)``), in float64.
+    ``labels``: the samples' classes ``(n,)``; ``CTT``: the paths' weights ``(P, n)``), in the
+    precision of ``Z`` (float32 with float32's exp).
     The loops run over the ``N`` columns, on SIMD lanes.
 
     ``bound`` on ``scale |Z|``: the shift below 0 for the exp when it is below ``LOGIT_BOUND_MAX``
-    (float64), else each column's largest logit is. Scratch: ``shifted``, ``ex`` of ``K N``,
-    ``inv`` of ``N``."""
+    of the precision, else each column's largest logit is. Scratch: ``shifted``, ``ex`` of ``K N``,
+    ``inv`` of ``N``, in that precision."""
+    real = Z.dtype.type
     K, N = Z.shape
     uK, uN, urows = np.uint64(K), np.uint64(N), np.uint64(rows)
     Zf, outf = Z.reshape(Z.size), out.reshape(out.size)
-    if bound < LOGIT_BOUND_MAX[0]:
+    scale_r = real(scale)
+    if bound < in_precision_of(Z, LOGIT_BOUND_MAX[0], LOGIT_BOUND_MAX[1]):
+        bound_r = real(bound)
         for t in range(Zf.size):
-            shifted[t] = Zf[t] * scale - bound
+            shifted[t] = Zf[t] * scale_r - bound_r
     else:
         for c in range(uN):
             inv[c] = Zf[c]  # (each column's largest logit, for now)
@@ -90,10 +94,10 @@ def residual_columns(Z, scale, bound, labels, CTT, lo, rows, shifted, ex, inv, o
                 inv[c] = max(inv[c], Zf[k * uN + c])
         for k in range(uK):
             for c in range(uN):
-                shifted[k * uN + c] = (Zf[k * uN + c] - inv[c]) * scale
+                shifted[k * uN + c] = (Zf[k * uN + c] - inv[c]) * scale_r
     exp_nonpositive_any(shifted[:Zf.size], ex)  # (not in place: an aliased output keeps the loop off SIMD lanes)
     for c in range(uN):
-        inv[c] = 0.0
+        inv[c] = 0
     for k in range(uK):
         for c in range(uN):
             inv[c] += ex[k * uN + c]

@@ -16,6 +16,7 @@ from ._checks import check_bool, check_int, check_real
 from ._fasttanh import tanh_of
 from .classifier import softmax_residual
 from .data import check_dataset
+from .precision import in_precision_of
 from .block_lanes import residual_columns
 from ..runners.borrow import borrowed, keep_alive
 from .minibatch import DataModel, make_data_kernels, make_minibatch_kernel, noise_factor_scale, paired_weights
@@ -35,6 +36,7 @@ class MLPParams(NamedTuple):
     xx: np.ndarray       #: ``|x_i|^2``, ``(n,)``
     top: np.ndarray      #: the fixed top layer ``A``, ``(m, K)``
     labels: np.ndarray   #: the samples' classes, int64 ``(n,)`` (where ``Y`` holds its 1s)
+    X32: np.ndarray      #: ``X`` in float32, for the block form of float32 solves
 
 
 @nb.njit(cache=True, fastmath=False)
@@ -98,32 +100,36 @@ _ROWS = 64
 # per-file cache would not see; the kernels that call it are cached with the whole package's digest)
 def _raw_weighted_block(WN, params, CT, like):
     """``sum_i CT[i, q] M_i(WN[q])`` for a block of ``P`` paths (rows of ``WN``, ``(P, d)``; columns
-    of ``CT``, ``(n, P)``; computed in float64 whatever their precision), in passes over
-    :data:`_ROWS` samples, every product one GEMM for the whole block: the pre-activations
+    of ``CT``, ``(n, P)``) in the precision of ``like`` (float32: ``X32``, float32's tanh and exp),
+    in passes over :data:`_ROWS` samples, every product one GEMM for the whole block: the pre-activations
     ``gain U (m P, p) @ X_rows^T`` (row ``j P + q``: unit ``j`` of path ``q``), read as ``(m, P rows)``
     (column ``q rows + i``: path ``q``, sample ``i``), the logits ``A^T (K, m) @ H``, the weighted
     softmax residuals ``R`` column by column (:func:`.block_lanes.residual_columns`; the logits
     shifted by a bound on them, ``scale max_k sum_j |A_jk|``), ``Q = A R`` scaled by
     ``scale gain (1 - H^2)``, and the weighted sums accumulated by ``Q (m P, rows) @ X_rows``.
     A path's result depends on its own rows and columns only. -> ``(P, d)``."""
-    X, A = params.X, params.top
+    X = in_precision_of(like, params.X, params.X32)
+    real = X.dtype.type
     scale, gain = params.scale, params.gain
     n, p = X.shape
-    m, K, P = A.shape[0], A.shape[1], WN.shape[0]
-    UT = np.empty((m * P, p))  # row j P + q: unit j of path q times the gain (so are the rows of H and Q)
+    m, K, P = params.top.shape[0], params.top.shape[1], WN.shape[0]
+    A = params.top.astype(X.dtype)
+    gain_r = real(gain)
+    UT = np.empty((m * P, p), X.dtype)  # row j P + q: unit j of path q times the gain (so are the rows of H and Q)
     for q in range(P):
         for j in range(m):
             for a in range(p):
-                UT[j * P + q, a] = gain * WN[q, j * p + a]
+                UT[j * P + q, a] = gain_r * WN[q, j * p + a]
     # |logit_k| <= scale sum_j |A_jk| (|h_j| <= 1): every column's shift for the softmax
     bound = 0.0
     for k in range(K):
-        bound = max(bound, scale * np.sum(np.abs(A[:, k])))
+        bound = max(bound, scale * np.sum(np.abs(params.top[:, k])))
     AT, CTT = np.ascontiguousarray(A.T), np.ascontiguousarray(CT.T)
     N = P * _ROWS
-    owners = (np.empty(K * N), np.empty(K * N), np.empty(N), np.empty(K * N))
+    owners = (np.empty(K * N, X.dtype), np.empty(K * N, X.dtype), np.empty(N, X.dtype), np.empty(K * N, X.dtype))
     shifted, ex, inv, R_flat = borrowed(owners)  # (no reference counts per pass)
-    acc = np.zeros((m * P, p))
+    acc = np.zeros((m * P, p), X.dtype)
+    c, one = real(scale * gain), real(1.0)
     for lo in range(0, n, _ROWS):
         rows = min(n, lo + _ROWS) - lo
         Xr = X[lo:lo + rows]
@@ -133,13 +139,13 @@ def _raw_weighted_block(WN, params, CT, like):
         R = R_flat[:K * P * rows].reshape((K, P * rows))  # the softmax residuals
         residual_columns(Z, scale, bound, params.labels, CTT, lo, rows, shifted, ex, inv, R)
         Q = np.dot(A, R)  # R A^T (m, P rows), as H
-        Qf, Hf, c = Q.reshape(Q.size), H.reshape(H.size), scale * gain
+        Qf, Hf = Q.reshape(Q.size), H.reshape(H.size)
         for t in range(Qf.size):
-            Qf[t] *= c * (1.0 - Hf[t] * Hf[t])
+            Qf[t] *= c * (one - Hf[t] * Hf[t])
         Q = Q.reshape((m * P, rows))
         acc += np.dot(Q, Xr)  # (m P, p)
     keep_alive(owners)
-    out = np.empty((P, m * p))
+    out = np.empty((P, m * p), X.dtype)
     for q in range(P):
         for j in range(m):
             for a in range(p):
@@ -237,7 +243,8 @@ class WeightNormMLP(DataModel):
         top -= top.mean(axis=1, keepdims=True)  # a row constant over classes would not change the softmax
         self.top = top / np.linalg.norm(top, axis=1, keepdims=True) * np.sqrt(data.n_classes / hidden)
         self.params = MLPParams(self.group_offsets, float(f), float(self.scale), float(self.gain), data.X, Y,
-                                np.einsum("ij,ij->i", data.X, data.X), self.top, data.y)
+                                np.einsum("ij,ij->i", data.X, data.X), self.top, data.y,
+                                data.X.astype(np.float32))
         (self.grad_kernel, self.noise_product_kernel, self.noise_factor_kernel,
          self.noise_trace_kernel, self.grad_and_noise_product_kernel, self.combined_block_kernel) = _KERNELS
         self._raw_samples, self._logits = _raw_samples, _logits
