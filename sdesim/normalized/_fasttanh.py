@@ -19,6 +19,7 @@ from math import comb
 import numba as nb
 import numpy as np
 
+from .precision import in_precision_of
 from ._fastexp import _exp_nonpositive_scalar32 as exp_nonpositive_scalar32, exp_nonpositive_scalar
 
 __all__ = ["tanh_array", "tanh_array32", "tanh_of"]
@@ -91,21 +92,10 @@ def tanh_array32(x, out):
         out[i] = _tanh_scalar32(x[i])
 
 
-def _tanh_array_any(x, out):
-    (tanh_array32 if x.dtype == np.float32 else tanh_array)(x, out)
-
-
-@nb.extending.overload(_tanh_array_any)
-def _tanh_array_any_overload(x, out):
-    if x.dtype == nb.types.float32:
-        return lambda x, out: tanh_array32(x, out)
-    return lambda x, out: tanh_array(x, out)
-
-
 @nb.njit(cache=True)
 def tanh_of(x):
     """``tanh`` of a C-contiguous float64 or float32 array of any shape, as a new array of its
     precision (like ``np.tanh``)."""
     out = np.empty_like(x)
-    _tanh_array_any(x.reshape(x.size), out.reshape(out.size))
+    in_precision_of(x, tanh_array, tanh_array32)(x.reshape(x.size), out.reshape(out.size))
     return out
