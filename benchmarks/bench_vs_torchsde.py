@@ -352,6 +352,15 @@ def targets(rows, device):
         out["ahead_on_every_sphere_row"] = {"min_ratio": min(sphere), "met": min(sphere) > 1.0} if sphere else None
         digits = [r["ratio_sdesim_over_torchsde"] for r in rows if r["problem"].startswith("digits")]
         out["digits_not_slower"] = {"min_ratio": min(digits), "met": min(digits) >= 1.0} if digits else None
+        # issue 18's: d = 100 float64 at least 20x at 100 and 10,000 paths, float32 at least 5x on
+        # every sphere row, the digits classifier at least 3x
+        d100 = [find(100, n, "float64") for n in (100, 10_000)]
+        d100 = [r for r in d100 if r is not None]
+        out["sphere_d100_f64_100_and_10k_paths_ratio_ge_20"] = (
+            {"min_ratio": min(d100), "met": min(d100) >= 20.0} if d100 else None)
+        f32 = [r["ratio_sdesim_over_torchsde"] for r in rows if r["problem"].startswith("sphere") and r["dtype"] == "float32"]
+        out["sphere_float32_every_row_ratio_ge_5"] = {"min_ratio": min(f32), "met": min(f32) >= 5.0} if f32 else None
+        out["digits_ratio_ge_3"] = {"min_ratio": min(digits), "met": min(digits) >= 3.0} if digits else None
     return out
 
 
