@@ -21,7 +21,8 @@ Per row: paths x steps per second for each library (median of ``--repeats`` time
 alternating which library goes first; a sample is one run, or several back-to-back runs with new
 seeds where one run is shorter than ``--min-sample-s``, the same rule for both libraries),
 compile time (sdesim) and warm-up time (torchsde) apart, peak memory (rise of the resident set
-during the run, sampled every millisecond; on CUDA torch's peak allocation), the ratio
+during one more run of each library after the timed ones, sampled every millisecond by a thread
+that would slow a timed run by up to 8%; on CUDA torch's peak allocation), the ratio
 sdesim/torchsde, and each library's normals per second as a fraction of the random-number
 ceiling of ``benchmarks/bench_core.py`` (NumPy's Generator called from compiled code, one per
 core: normals consumed per second / normals the generator alone makes per second, measured in
@@ -83,6 +84,18 @@ def _malloc_trim():
         pass
 
 
+class _NoWatch:
+    """Stands in for :class:`PeakRSS` in the timed runs: nothing sampled, ``rise`` 0."""
+
+    rise = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class PeakRSS:
     """Rise of the resident set size over a block, sampled every ``interval`` seconds (after
     garbage collection and ``malloc_trim``, so that memory freed by earlier runs is not reused
@@ -127,11 +140,12 @@ class Row:
         elems = max(self.dim, self.noise_dim)
         self.batch = max(1, min(n_paths, int(a.torch_max_elements // elems)))
 
-    # -- one run of each library: (seconds, peak memory rise in bytes, |W_T| of every path)
-    def run_sdesim(self, n_steps, seed, n_paths=None):
+    # -- one run of each library: (seconds, peak memory rise in bytes (watch_memory) or 0, |W_T| of
+    #    every path)
+    def run_sdesim(self, n_steps, seed, n_paths=None, watch_memory=False):
         n_paths = self.n_paths if n_paths is None else n_paths
         ts = np.array([0.0, float(n_steps)])
-        with PeakRSS() as mem:
+        with PeakRSS() if watch_memory else _NoWatch() as mem:
             t = time.perf_counter()
             sol = sdesim.solve(self.prob.sde, self.w0, ts, dt=1.0, n_paths=n_paths, seed=seed,
                                dtype=self.dtype, brownian_dtype=self.dtype, n_threads=self.n_threads)
@@ -141,7 +155,7 @@ class Row:
         del sol
         return el, mem.rise, norms, compile_s
 
-    def run_torchsde(self, n_steps, seed, n_paths=None):
+    def run_torchsde(self, n_steps, seed, n_paths=None, watch_memory=False):
         n_paths = self.n_paths if n_paths is None else n_paths
         dev = torch.device(self.device)
         tdt = tb.torch_dtype(self.dtype)
@@ -153,7 +167,7 @@ class Row:
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
             base = torch.cuda.memory_allocated(dev)
-        with PeakRSS() as mem, torch.no_grad():
+        with PeakRSS() if watch_memory else _NoWatch() as mem, torch.no_grad():
             t = time.perf_counter()
             for start in range(0, n_paths, self.batch):
                 P = min(self.batch, n_paths - start)
@@ -211,7 +225,6 @@ class Row:
                       "torchsde": max(1, int(np.ceil(a.min_sample_s / max(t_to, 1e-9))))}
         # -- alternating repeats
         runs = {"sdesim": [], "torchsde": []}
-        mem = {"sdesim": 0, "torchsde": 0}
         last = {}
         for r in range(a.repeats):
             order = ("sdesim", "torchsde") if r % 2 == 0 else ("torchsde", "sdesim")
@@ -220,13 +233,15 @@ class Row:
                 for i in range(per_sample[lib]):
                     seed = 1 + r * per_sample[lib] + i
                     if lib == "sdesim":
-                        el, rise, norms, _ = self.run_sdesim(n_steps, seed)
+                        el, _, norms, _ = self.run_sdesim(n_steps, seed)
                     else:
-                        el, rise, norms = self.run_torchsde(n_steps, seed, n_paths=torch_paths)
+                        el, _, norms = self.run_torchsde(n_steps, seed, n_paths=torch_paths)
                     total += el
-                    mem[lib] = max(mem[lib], rise)
                 runs[lib].append(total / per_sample[lib])
                 last[lib] = norms
+        # -- peak memory: one more run of each, watched (the watching thread is kept out of the timings)
+        mem = {"sdesim": self.run_sdesim(n_steps, 0, watch_memory=True)[1],
+               "torchsde": self.run_torchsde(n_steps, 0, n_paths=torch_paths, watch_memory=True)[1]}
         work = {"sdesim": self.n_paths * n_steps, "torchsde": torch_paths * n_steps}
         med = {k: statistics.median(v) for k, v in runs.items()}
         thr = {k: work[k] / v for k, v in med.items()}
