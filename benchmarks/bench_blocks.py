@@ -84,6 +84,16 @@ def reference_gemm_rate(before, after):
     return max(rates.values()), rates
 
 
+def finish_row(row, flops, gemm, gemm_before):
+    """Fill ``row``'s block/per-path ratio, reference GEMM rate (``gemm`` measured again now, against
+    ``gemm_before``) and each kernel's fraction of it, from its ``*_path_steps_per_s``."""
+    row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
+    row["gemm_flops_per_s"], row["gemm_flops_per_s_by_block_paths"] = reference_gemm_rate(
+        gemm_before, gemm_rates(gemm, row["block_paths"]))
+    for mode in ("block", "per_path"):
+        row[f"{mode}_fraction_of_gemm_rate"] = row[f"{mode}_path_steps_per_s"] * flops[mode] / row["gemm_flops_per_s"]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--paths", type=int, default=256)
@@ -120,11 +130,7 @@ def main(argv=None):
                 assert sol.stats["paths_per_block"] == (block_size(solved, dtype, False) if mode == "block" else 1)
                 row[f"{which}{mode}_path_steps_per_s"] = a.paths * a.steps / secs
         row["grid_block_over_per_path"] = row["grid_block_path_steps_per_s"] / row["grid_per_path_path_steps_per_s"]
-        row["gemm_flops_per_s"], row["gemm_flops_per_s_by_block_paths"] = reference_gemm_rate(
-            gemm_before, gemm_rates(gemm, row["block_paths"]))
-        row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
-        for mode in ("block", "per_path"):
-            row[f"{mode}_fraction_of_gemm_rate"] = row[f"{mode}_path_steps_per_s"] * flops[mode] / row["gemm_flops_per_s"]
+        finish_row(row, flops, gemm, gemm_before)
         rows.append(row)
         print(f"{dtype}: block {row['block_path_steps_per_s']:.4g}/s ({row['block_fraction_of_gemm_rate']:.2f} of "
               f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}),"
@@ -149,11 +155,7 @@ def main(argv=None):
             finally:
                 cpu.block_eligible = eligible
             row[f"{mode}_path_steps_per_s"] = a.paths * a.steps / secs
-        row["block_over_per_path"] = row["block_path_steps_per_s"] / row["per_path_path_steps_per_s"]
-        row["gemm_flops_per_s"], row["gemm_flops_per_s_by_block_paths"] = reference_gemm_rate(
-            gemm_before, gemm_rates(gemm, row["block_paths"]))
-        for mode in ("block", "per_path"):
-            row[f"{mode}_fraction_of_gemm_rate"] = row[f"{mode}_path_steps_per_s"] * flops_m[mode] / row["gemm_flops_per_s"]
+        finish_row(row, flops_m, gemm, gemm_before)
         rows.append(row)
         print(f"MLP {dtype}: block {row['block_path_steps_per_s']:.4g}/s ({row['block_fraction_of_gemm_rate']:.2f} of "
               f"GEMM), per path {row['per_path_path_steps_per_s']:.4g}/s ({row['per_path_fraction_of_gemm_rate']:.2f}),"

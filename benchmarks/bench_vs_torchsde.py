@@ -43,6 +43,7 @@ Needs the ``torch`` extra; writes JSON and a PNG (throughput against n_paths).
 """
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -51,6 +52,7 @@ import statistics
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 
@@ -84,16 +86,8 @@ def _malloc_trim():
         pass
 
 
-class _NoWatch:
-    """Stands in for :class:`PeakRSS` in the timed runs: nothing sampled, ``rise`` 0."""
-
-    rise = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+#: What the timed runs hold in place of :class:`PeakRSS` (nothing sampled, ``rise`` 0)
+_NOT_WATCHED = contextlib.nullcontext(types.SimpleNamespace(rise=0))
 
 
 class PeakRSS:
@@ -145,7 +139,7 @@ class Row:
     def run_sdesim(self, n_steps, seed, n_paths=None, watch_memory=False):
         n_paths = self.n_paths if n_paths is None else n_paths
         ts = np.array([0.0, float(n_steps)])
-        with PeakRSS() if watch_memory else _NoWatch() as mem:
+        with PeakRSS() if watch_memory else _NOT_WATCHED as mem:
             t = time.perf_counter()
             sol = sdesim.solve(self.prob.sde, self.w0, ts, dt=1.0, n_paths=n_paths, seed=seed,
                                dtype=self.dtype, brownian_dtype=self.dtype, n_threads=self.n_threads)
@@ -167,7 +161,7 @@ class Row:
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
             base = torch.cuda.memory_allocated(dev)
-        with PeakRSS() if watch_memory else _NoWatch() as mem, torch.no_grad():
+        with PeakRSS() if watch_memory else _NOT_WATCHED as mem, torch.no_grad():
             t = time.perf_counter()
             for start in range(0, n_paths, self.batch):
                 P = min(self.batch, n_paths - start)
